@@ -1,0 +1,151 @@
+"""params.yaml, loaded and validated as a whole before any stage does any work.
+
+Every stage calls :func:`load_params`; a wrong value anywhere stops every stage with a one-line
+error naming the key, before a file is read or written. Sections are parsed into the dataclasses
+their modules declare, so the checks live next to the knobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import torch
+import yaml
+
+from backdoorlab.attacks import Attack, build_attack
+from backdoorlab.data import DATASETS, Dataset
+from backdoorlab.defenses import DefenseSpec, build_defense
+from backdoorlab.errors import ConfigError
+from backdoorlab.models import MODELS
+from backdoorlab.sequela import SequelaSettings, parse_sequela
+from backdoorlab.settings import check_non_negative, parse_section, require
+from backdoorlab.training.loop import OptimConfig
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    dataset: str = "fashion_mnist"
+    options: Mapping[str, Any] | None = None
+    test_size: int = 2000
+    shadow_size: int = 2000  # the membership-inference attacker's own data, disjoint from the rest
+    defense_fraction: float = 0.05
+
+    def check(self, key: str) -> None:
+        check_non_negative(self, key, "test_size", "shadow_size")
+        require(0 < self.defense_fraction <= 1, f"{key}.defense_fraction",
+                f"must be in (0, 1], got {self.defense_fraction}")
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    attacks: list[str]
+    defenses: list[str]  # every defense instance to run against every attack
+    main: list[str]  # the subset in the main table and probed by the sequela attacks
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    # The trade-off figure: defense instances of this method, x-axis = this param, one line per
+    # clean-data fraction.
+    tradeoff_method: str = "sft"
+    tradeoff_param: str = "peak_lr_1"
+
+
+@dataclass(frozen=True)
+class Params:
+    raw: Mapping[str, Any]
+    seed: int
+    device: Literal["cpu", "cuda", "auto"]
+    data: DataSettings
+    dataset: Dataset
+    model_arch: str
+    model_params: Mapping[str, Any]
+    train: OptimConfig
+    attacks: dict[str, Attack]
+    defenses: dict[str, DefenseSpec]
+    grid: GridSettings
+    sequela: SequelaSettings
+    report: ReportSettings
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device: 'cuda' asked for but no GPU is available (use cpu or auto)")
+        return torch.device(self.device)
+
+    def clean_fraction(self, defense: str) -> float:
+        fraction = self.defenses[defense].clean_fraction
+        return self.data.defense_fraction if fraction is None else fraction
+
+
+def derive_seed(seed: int, *parts: str) -> int:
+    """A stable per-purpose seed, so e.g. the badnets and blended runs draw independent streams."""
+    digest = hashlib.sha256("/".join((str(seed),) + parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def generator_for(seed: int, *parts: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, *parts))
+
+
+def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key)
+    require(isinstance(value, Mapping), key, "missing section (a mapping is required)")
+    return value  # type: ignore[return-value]
+
+
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    require(isinstance(raw, Mapping), PARAMS_FILE, "must be a YAML mapping")
+    seed = raw.get("seed", 0)
+    require(isinstance(seed, int) and not isinstance(seed, bool), "seed", f"expected an integer, got {seed!r}")
+    device = raw.get("device", "cpu")
+    require(device in ("cpu", "cuda", "auto"), "device", f"must be cpu, cuda or auto, got {device!r}")
+
+    data = parse_section(DataSettings, _section(raw, "data"), "data")
+    dataset_cls = DATASETS.get(data.dataset, "data.dataset")
+    dataset = dataset_cls(parse_section(dataset_cls.Config, data.options, "data.options"))
+
+    model_raw = _section(raw, "model")
+    require("arch" in model_raw, "model.arch", "missing required parameter")
+    model_cls = MODELS.get(model_raw["arch"], "model.arch")
+    parse_section(model_cls.Config, model_raw, "model", ignore=("arch",))  # type: ignore[attr-defined]
+
+    train = parse_section(OptimConfig, _section(raw, "train"), "train")
+    attacks = {name: build_attack(name, section, dataset.image_shape, dataset.num_classes)
+               for name, section in _section(raw, "attacks").items()}
+    defenses = {name: build_defense(name, section) for name, section in _section(raw, "defenses").items()}
+
+    grid = parse_section(GridSettings, _section(raw, "grid"), "grid")
+    for i, name in enumerate(grid.attacks):
+        require(name in attacks, f"grid.attacks[{i}]", f"unknown attack {name!r} (defined: {', '.join(attacks)})")
+    for field_name in ("defenses", "main"):
+        for i, name in enumerate(getattr(grid, field_name)):
+            require(name in defenses, f"grid.{field_name}[{i}]",
+                    f"unknown defense {name!r} (defined: {', '.join(defenses)})")
+    for i, name in enumerate(grid.main):
+        require(name in grid.defenses, f"grid.main[{i}]", f"{name!r} is not in grid.defenses")
+    require("none" in grid.main and defenses["none"].method == "none", "grid.main",
+            "must include 'none' (method none): every other cell is compared to it")
+
+    return Params(raw=raw, seed=seed, device=device, data=data, dataset=dataset,
+                  model_arch=model_raw["arch"], model_params=model_raw, train=train,
+                  attacks=attacks, defenses=defenses, grid=grid,
+                  sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
+                  report=parse_section(ReportSettings, raw.get("report"), "report"))
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return parse_params(raw)

@@ -1,0 +1,61 @@
+"""The in-memory image set every stage passes around, and the data-set registry.
+
+Images are uint8 tensors shaped (N, C, H, W) and labels int64 tensors shaped (N,). Keeping uint8
+until the batch is drawn keeps memory small and makes triggers exact pixel edits; models receive
+floats in [0, 1] and normalise inside themselves, so attacks and adversarial examples work in
+pixel space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from backdoorlab.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: torch.Tensor  # uint8, (N, C, H, W)
+    labels: torch.Tensor  # int64, (N,)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} "
+                             f"{tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError("labels must be (N,) and match the images")
+        object.__setattr__(self, "labels", self.labels.long())
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, indices: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.images[indices], self.labels[indices])
+
+    def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}_images": self.images, f"{prefix}_labels": self.labels}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> "ImageSet":
+        return cls(tensors[f"{prefix}_images"], tensors[f"{prefix}_labels"])
+
+
+class Dataset:
+    """A source of labelled images. Subclasses declare their shape so params can be validated
+    before any file is read, and ``load`` returns the whole pool that ``prepare`` splits."""
+
+    image_shape: ClassVar[tuple[int, int, int]]
+    num_classes: ClassVar[int]
+    Config: ClassVar[type]
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def load(self) -> ImageSet:
+        raise NotImplementedError
+
+
+DATASETS: Registry[Dataset] = Registry("dataset")

@@ -1,0 +1,106 @@
+"""The defense interface: a defender holds a suspect model and a small clean data set.
+
+A params.yaml entry under ``defenses`` is a *named instance* of a method: ``method`` picks the
+class, ``clean_fraction`` (optional) overrides how much clean training data this defender holds
+(``data.defense_fraction`` otherwise), and every other key is the method's own ``Config``. So an
+ablation (``sft`` and ``sft_peak2``, both ``method: sft``) is just one more entry.
+
+A defense never sees triggered data, poison indices or test labels: only ``DefenseContext``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from backdoorlab.data.base import ImageSet
+from backdoorlab.models.base import ModelSpec, build_model
+from backdoorlab.registry import Registry
+from backdoorlab.settings import parse_section, require
+from backdoorlab.training.augment import AugmentConfig
+from backdoorlab.training.loop import LossFn, cross_entropy, fit, sgd, steps_per_epoch
+from backdoorlab.training.schedules import cosine
+
+
+@dataclass
+class DefenseContext:
+    """What a defender has: clean data, the model's blueprint, compute, and a seeded generator."""
+
+    clean: ImageSet
+    spec: ModelSpec
+    device: torch.device
+    generator: torch.Generator
+    augment: AugmentConfig | None  # the training augmentation, for defenses that fine-tune
+    label: str = "defend"
+
+    def fresh_model(self) -> nn.Module:
+        """A newly initialised model of the same architecture (e.g. for a re-initialised head)."""
+        return build_model(self.spec).to(self.device)
+
+
+@dataclass
+class DefenseOutcome:
+    model: nn.Module
+    # Method-specific facts worth reporting (channels pruned, classes flagged, ...): JSON scalars.
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Defense:
+    """Base class. Subclasses define a ``Config`` dataclass and ``apply``."""
+
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def apply(self, model: nn.Module, ctx: DefenseContext) -> DefenseOutcome:
+        """Return the defended model; ``model`` is a private copy the defense may modify."""
+        raise NotImplementedError
+
+
+DEFENSES: Registry[Defense] = Registry("defense")
+
+
+@dataclass(frozen=True)
+class DefenseSpec:
+    """A named defense instance from params.yaml."""
+
+    name: str
+    method: str
+    clean_fraction: float | None
+    defense: Defense
+
+
+def build_defense(name: str, section: Mapping[str, Any]) -> DefenseSpec:
+    key = f"defenses.{name}"
+    require(isinstance(section, Mapping) and "method" in section, f"{key}.method", "missing required parameter")
+    cls = DEFENSES.get(section["method"], f"{key}.method")
+    fraction = section.get("clean_fraction")
+    if fraction is not None:
+        require(isinstance(fraction, (int, float)) and 0 < fraction <= 1, f"{key}.clean_fraction",
+                f"must be in (0, 1], got {fraction!r}")
+    config = parse_section(cls.Config, section, key, ignore=("method", "clean_fraction"))
+    return DefenseSpec(name, section["method"], fraction, cls(config))
+
+
+def finetune(model: nn.Module, ctx: DefenseContext, *, epochs: int, batch_size: int, lr: float,
+             momentum: float = 0.9, weight_decay: float = 5e-4, augment: bool = True,
+             schedule: Callable[[int], float] | None = None, loss_fn: LossFn = cross_entropy,
+             after_step: Callable[[], None] | None = None, data: ImageSet | None = None,
+             optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Fine-tune ``model`` in place on the clean subset (or ``data``): SGD, cosine LR by default."""
+    data = ctx.clean if data is None else data
+    total_steps = epochs * steps_per_epoch(len(data), batch_size)
+    fit(model, data, epochs=epochs, batch_size=batch_size,
+        optimizer=optimizer or sgd(model, lr, momentum, weight_decay),
+        schedule=schedule or cosine(lr, total_steps), generator=ctx.generator,
+        augment=ctx.augment if augment else None, device=ctx.device, loss_fn=loss_fn,
+        after_step=after_step, label=ctx.label)
+
+
+def total_steps(epochs: int, n: int, batch_size: int) -> int:
+    return epochs * steps_per_epoch(n, batch_size)
+

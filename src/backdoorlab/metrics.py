@@ -1,0 +1,32 @@
+"""The field's backdoor metrics: CA, ASR, RA and DER (definitions as in BackdoorBench)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from backdoorlab.data.base import ImageSet
+from backdoorlab.training.loop import predict_logits
+
+
+def backdoor_metrics(model: nn.Module, clean_test: ImageSet, triggered_test: ImageSet,
+                     target: int, device: torch.device) -> dict[str, float]:
+    """CA on clean test images; ASR and RA on triggered images whose true label is not the target.
+
+    ASR: fraction of triggered images classified as the target.
+    RA:  fraction of triggered images classified as their true label (robust accuracy).
+    """
+    clean_pred = predict_logits(model, clean_test.images, device).argmax(1)
+    triggered_pred = predict_logits(model, triggered_test.images, device).argmax(1)
+    return {
+        "ca": (clean_pred == clean_test.labels).float().mean().item(),
+        "asr": (triggered_pred == target).float().mean().item(),
+        "ra": (triggered_pred == triggered_test.labels).float().mean().item(),
+    }
+
+
+def defense_effectiveness_rating(before: dict[str, float], after: dict[str, float]) -> float:
+    """DER = (max(0, dASR) - max(0, dCA) + 1) / 2, where d is before - after (in [0, 1])."""
+    asr_drop = max(0.0, before["asr"] - after["asr"])
+    ca_drop = max(0.0, before["ca"] - after["ca"])
+    return (asr_drop - ca_drop + 1.0) / 2.0

@@ -1,0 +1,69 @@
+"""Model registry, the input normalisation every model starts with, and safetensors I/O.
+
+Every model takes floats in [0, 1] and normalises inside itself, so triggers, adversarial
+perturbations and their eps live in pixel space. Every model names its last linear layer
+``classifier``: defenses that treat the classifier specially (D3, FST) find it by that name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from backdoorlab.errors import DataError
+from backdoorlab.io import load_tensors, save_tensors
+from backdoorlab.registry import Registry
+from backdoorlab.settings import parse_section
+
+MODELS: Registry[nn.Module] = Registry("model")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model of the right shape: arch name, its params, data shape."""
+
+    arch: str
+    params: Mapping[str, Any]
+    in_channels: int
+    image_size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class Normalize(nn.Module):
+    """Per-channel standardisation as the model's first layer (buffers, so it is saved)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    cls = MODELS.get(spec.arch, "model.arch")
+    config = parse_section(cls.Config, spec.params, "model", ignore=("arch",))  # type: ignore[attr-defined]
+    return cls(config, spec)  # type: ignore[call-arg]
+
+
+def save_model(model: nn.Module, path: str | Path) -> None:
+    save_tensors(path, model.state_dict(), metadata={"format": "backdoorlab-state-dict"})
+
+
+def load_model(spec: ModelSpec, path: str | Path) -> nn.Module:
+    """Build the architecture, then fill it from a safetensors file (never a pickle)."""
+    model = build_model(spec)
+    state = load_tensors(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise DataError(f"{path}: weights do not fit model {spec.arch!r} ({first})") from None
+    return model

@@ -1,0 +1,71 @@
+"""PNG figures (rendered offline with matplotlib's Agg backend, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from backdoorlab.io import atomic_path  # noqa: E402
+
+
+def save(figure: plt.Figure, path: str | Path) -> None:
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)
+
+
+def trigger_preview(clean: torch.Tensor, triggered: torch.Tensor, path: str | Path, title: str) -> None:
+    """Clean images (top row) above their triggered copies (bottom row)."""
+    n = len(clean)
+    figure, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.9), squeeze=False)
+    for row, images in enumerate((clean, triggered)):
+        for i in range(n):
+            image = images[i].permute(1, 2, 0).numpy()
+            axes[row][i].imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+            axes[row][i].axis("off")
+    figure.suptitle(f"{title}: clean (top) and triggered (bottom)")
+    save(figure, path)
+
+
+def grouped_bars(ax: plt.Axes, groups: Sequence[str], series: dict[str, Sequence[float]], ylabel: str) -> None:
+    """Bars of several named series side by side for each group label."""
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(groups))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, groups, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.legend(fontsize=8)
+
+
+def panels(count: int, width: float = 5.0, height: float = 3.4) -> tuple[plt.Figure, list[plt.Axes]]:
+    figure, axes = plt.subplots(1, count, figsize=(width * count, height), squeeze=False)
+    return figure, list(axes[0])
+
+
+def line_panels(path: str | Path, titles: Sequence[str], xlabel: str, ylabel: str,
+                curves: Sequence[dict[str, tuple[Sequence[float], Sequence[float]]]],
+                log_x: bool = False) -> None:
+    """One panel per title; each panel draws ``{label: (xs, ys)}`` as marked lines."""
+    figure, axes = panels(len(titles))
+    for ax, title, panel in zip(axes, titles, curves):
+        for label, (xs, ys) in panel.items():
+            style = "--" if "ASR" in label else "-"
+            ax.plot(xs, ys, style, marker="o", label=label)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save(figure, path)

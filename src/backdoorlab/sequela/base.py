@@ -1,0 +1,82 @@
+"""The sequela interface: an attack on a (defended or undefended) model that returns numbers.
+
+``params.yaml``'s ``sequela.attacks`` holds named instances (``method`` picks the class), like
+defenses. Each instance returns flat ``{metric: value}``; the stage prefixes them with the
+instance name, and the report takes ``defended - undefended`` for every number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from backdoorlab.attacks.base import Attack
+from backdoorlab.data.base import ImageSet
+from backdoorlab.models.base import ModelSpec
+from backdoorlab.registry import Registry
+from backdoorlab.settings import parse_section, require
+
+
+@dataclass
+class SequelaContext:
+    """The data an outside attacker (or auditor) works with, split so nothing is reused.
+
+    ``members``/``non_members`` are disjoint halves for evaluation; the ``calibration_*`` sets are
+    other members/non-members, used only to choose thresholds.
+    """
+
+    spec: ModelSpec
+    device: torch.device
+    generator: torch.Generator
+    members: ImageSet
+    non_members: ImageSet
+    calibration_members: ImageSet
+    calibration_non_members: ImageSet
+    clean_test: ImageSet
+    attack: Attack  # the backdoor attack of this cell (re-injection re-uses its trigger)
+    defense_data: ImageSet  # the defender's clean subset
+    label: str = "sequela"
+
+
+class SequelaAttack:
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def run(self, model: nn.Module, ctx: SequelaContext) -> dict[str, float]:
+        raise NotImplementedError
+
+
+SEQUELA: Registry[SequelaAttack] = Registry("sequela attack")
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    # Members and non-members per split (evaluation and calibration each get this many of both).
+    samples: int = 500
+
+    def check(self, key: str) -> None:
+        require(self.samples > 0, f"{key}.samples", f"must be > 0, got {self.samples}")
+
+
+@dataclass(frozen=True)
+class SequelaSettings:
+    samples: int
+    attacks: dict[str, SequelaAttack]
+
+
+def parse_sequela(section: Mapping[str, Any], num_classes: int) -> SequelaSettings:
+    sizes = parse_section(SampleSettings, section, "sequela", ignore=("attacks",))
+    attacks_raw = section.get("attacks") or {}
+    require(isinstance(attacks_raw, Mapping), "sequela.attacks", "expected a mapping")
+    attacks = {}
+    for name, entry in attacks_raw.items():
+        key = f"sequela.attacks.{name}"
+        require(isinstance(entry, Mapping) and "method" in entry, f"{key}.method", "missing required parameter")
+        cls = SEQUELA.get(entry["method"], f"{key}.method")
+        attacks[name] = cls(parse_section(cls.Config, entry, key, ignore=("method",)))
+    return SequelaSettings(sizes.samples, attacks)

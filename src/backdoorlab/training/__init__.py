@@ -1,0 +1,1 @@
+"""Training loops, learning-rate schedules and batch augmentation shared by training and defenses."""

@@ -1,0 +1,50 @@
+"""Stage `prepare`: raw data set -> seeded train / test / shadow splits and the defender's order.
+
+    python stages/prepare.py
+"""
+
+from __future__ import annotations
+
+import torch
+
+from backdoorlab.config import generator_for, load_params
+from backdoorlab.io import save_tensors, write_json
+from backdoorlab.settings import require
+from backdoorlab.workspace import META_FILE, REPORTS, SPLITS_FILE, run_stage
+
+
+def main() -> None:
+    params = load_params()
+    data = params.data
+    pool = params.dataset.load()
+    held_out = data.test_size + data.shadow_size
+    require(held_out < len(pool), "data.test_size",
+            f"test_size + shadow_size = {held_out} leaves no training data in a pool of {len(pool)}")
+
+    order = torch.randperm(len(pool), generator=generator_for(params.seed, "prepare", "split"))
+    test = pool.subset(order[:data.test_size])
+    shadow = pool.subset(order[data.test_size:held_out])
+    train = pool.subset(order[held_out:])
+    defense_order = torch.randperm(len(train), generator=generator_for(params.seed, "prepare", "defender"))
+
+    pixels = train.images.float().div(255).transpose(0, 1).flatten(1)
+    meta = {
+        "dataset": data.dataset,
+        "image_shape": list(params.dataset.image_shape),
+        "num_classes": params.dataset.num_classes,
+        "mean": pixels.mean(1).tolist(),
+        "std": pixels.std(1).tolist(),
+    }
+    save_tensors(SPLITS_FILE, {**train.to_tensors("train"), **test.to_tensors("test"),
+                               **shadow.to_tensors("shadow"), "defense_order": defense_order})
+    write_json(META_FILE, meta)
+    write_json(REPORTS / "data.json", {
+        **meta,
+        "sizes": {"train": len(train), "test": len(test), "shadow": len(shadow)},
+        "train_class_counts": torch.bincount(train.labels, minlength=meta["num_classes"]).tolist(),
+    })
+    print(f"prepare: {len(train)} train, {len(test)} test, {len(shadow)} shadow images")
+
+
+if __name__ == "__main__":
+    run_stage(main)

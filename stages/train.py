@@ -1,0 +1,65 @@
+"""Stage `train@<attack>`: train the backdoored model from scratch on the poisoned data.
+
+    python stages/train.py <attack>
+
+Writes the model (safetensors), per-epoch curves (loss, CA, ASR; a `dvc plots` TSV) and the
+undefended model's metrics, which every defense cell of this attack is compared against.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from backdoorlab.config import derive_seed, generator_for, load_params
+from backdoorlab.io import write_json, write_table
+from backdoorlab.metrics import backdoor_metrics
+from backdoorlab.models import build_model, save_model
+from backdoorlab.progress import Progress
+from backdoorlab.training.loop import fit, sgd, steps_per_epoch
+from backdoorlab.training.schedules import cosine
+from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, run_stage,
+                                   train_report_dir)
+
+
+def main() -> None:
+    params = load_params()
+    name = sys.argv[1]
+    attack = params.attacks[name]
+    device = params.torch_device()
+    splits = load_splits()
+    poisoned = load_poisoned(name)
+    cfg = params.train
+
+    torch.manual_seed(derive_seed(params.seed, "init", name))
+    model = build_model(model_spec(params)).to(device)
+    curves: list[dict[str, float]] = []
+    progress = Progress(f"train {name}")
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        m = backdoor_metrics(model, splits.test, poisoned.triggered_test, attack.target, device)
+        curves.append({"epoch": epoch, "loss": round(loss, 5), "ca": round(m["ca"], 5), "asr": round(m["asr"], 5)})
+        progress.log(f"epoch {epoch}/{cfg.epochs} loss {loss:.4f} CA {m['ca']:.3f} ASR {m['asr']:.3f}")
+
+    started = time.perf_counter()
+    fit(model, poisoned.train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        optimizer=sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay),
+        schedule=cosine(cfg.lr, cfg.epochs * steps_per_epoch(len(poisoned.train), cfg.batch_size)),
+        generator=generator_for(params.seed, "train", name), augment=cfg.augment, device=device,
+        precision=cfg.precision, on_epoch=on_epoch, label=f"train {name}")
+    seconds = time.perf_counter() - started
+
+    final = backdoor_metrics(model, splits.test, poisoned.triggered_test, attack.target, device)
+    save_model(model, model_file(name, "backdoored"))
+    folder = train_report_dir(name)
+    write_table(REPORTS / "curves" / f"{name}.tsv", curves, delimiter="\t")
+    write_json(folder / "metrics.json", {
+        **final, "seconds": seconds, "epochs": cfg.epochs,
+        "images_per_second": cfg.epochs * len(poisoned.train) / max(seconds, 1e-9),
+    })
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny but real planted backdoor on the embedded Fashion-MNIST subset.
+
+Training it takes a few seconds, once per test session; defenses and sequela attacks are tested
+against it (the backdoor must actually be there: the fixture asserts it).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from backdoorlab.attacks import Attack, build_attack
+from backdoorlab.data import DATASETS, ImageSet
+from backdoorlab.defenses import DefenseContext
+from backdoorlab.metrics import backdoor_metrics
+from backdoorlab.models import ModelSpec, build_model
+from backdoorlab.training.augment import AugmentConfig
+from backdoorlab.training.loop import fit, sgd, steps_per_epoch
+from backdoorlab.training.schedules import cosine
+
+ROOT = Path(__file__).resolve().parents[1]
+EMBEDDED = ROOT / "data/embedded/fashion_mnist_subset.npz"
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Planted:
+    spec: ModelSpec
+    state: dict[str, torch.Tensor]
+    attack: Attack
+    train: ImageSet  # poisoned training set the model was trained on
+    poison_indices: torch.Tensor
+    clean: ImageSet  # the defender's clean subset (disjoint from test)
+    test: ImageSet
+    triggered: ImageSet
+    before: dict[str, float]
+
+    def model(self) -> torch.nn.Module:
+        """A fresh copy of the backdoored model (tests may modify it freely)."""
+        model = build_model(self.spec)
+        model.load_state_dict(copy.deepcopy(self.state))
+        return model
+
+    def metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        return backdoor_metrics(model, self.test, self.triggered, self.attack.target, CPU)
+
+    def context(self, seed: int = 0) -> DefenseContext:
+        return DefenseContext(clean=self.clean, spec=self.spec, device=CPU,
+                              generator=torch.Generator().manual_seed(seed),
+                              augment=AugmentConfig(crop_padding=2, hflip=True), label="test")
+
+
+def fashion_pool() -> ImageSet:
+    dataset = DATASETS.get("fashion_mnist", "test")(DATASETS.get("fashion_mnist", "test").Config(str(EMBEDDED)))
+    return dataset.load()
+
+
+@pytest.fixture(scope="session")
+def planted() -> Planted:
+    torch.manual_seed(0)
+    pool = fashion_pool()
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
+    train, test = pool.subset(order[:4000]), pool.subset(order[4000:5000])
+    attack = build_attack("badnets", {"method": "badnets", "target": 0, "poison_rate": 0.1}, (1, 28, 28), 10)
+    poisoned = attack.poison(train, torch.Generator().manual_seed(1))
+    spec = ModelSpec("small_cnn", {"width": 8}, 1, 28, 10, (0.286,), (0.353,))
+    model = build_model(spec)
+    epochs, batch = 6, 64
+    fit(model, poisoned.train, epochs=epochs, batch_size=batch, optimizer=sgd(model, 0.05, 0.9, 5e-4),
+        schedule=cosine(0.05, epochs * steps_per_epoch(len(train), batch)),
+        generator=torch.Generator().manual_seed(2), augment=AugmentConfig(2, True), device=CPU,
+        on_epoch=lambda epoch, loss: None)
+    clean_positions = torch.ones(len(train), dtype=torch.bool)
+    clean_positions[poisoned.poison_indices] = False
+    clean = train.subset(torch.nonzero(clean_positions).flatten()[:400])  # 10% of train, clean
+    triggered = attack.triggered_test(test)
+    planted = Planted(spec, copy.deepcopy(model.state_dict()), attack, poisoned.train,
+                      poisoned.poison_indices, clean, test, triggered, {})
+    planted.before = planted.metrics(model)
+    assert planted.before["asr"] > 0.9 and planted.before["ca"] > 0.75, planted.before
+    return planted
