@@ -17,6 +17,9 @@ def main() -> None:
     params = load_params()
     data = params.data
     pool = params.dataset.load()
+    if data.pool_size is not None and data.pool_size < len(pool):
+        keep = torch.randperm(len(pool), generator=generator_for(params.seed, "prepare", "pool"))
+        pool = pool.subset(keep[:data.pool_size].sort().values)
     held_out = data.test_size + data.shadow_size
     require(held_out < len(pool), "data.test_size",
             f"test_size + shadow_size = {held_out} leaves no training data in a pool of {len(pool)}")

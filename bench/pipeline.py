@@ -1,0 +1,118 @@
+"""Benchmark: a cold `dvc repro` of the default grid, and training throughput.
+
+    python bench/pipeline.py                 # both (cold repro in a temporary copy: ~minutes)
+    python bench/pipeline.py --throughput    # only the training-throughput comparison
+
+The cold run copies the repository's source (not its caches or outputs) to a temporary folder and
+runs `dvc repro` there, timing every stage as DVC starts it. The throughput part trains the default
+model on the default batch with our `fit` loop (augmentation, schedule, bookkeeping) and with a
+bare PyTorch loop (index, forward, backward, step), and prints images per second for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from backdoorlab.config import load_params
+from backdoorlab.data.base import ImageSet
+from backdoorlab.models import ModelSpec, build_model
+from backdoorlab.snapshot import copy_sources
+from backdoorlab.training.loop import fit, sgd, to_float
+from backdoorlab.training.schedules import constant
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S = 600
+
+
+def cold_repro() -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    with tempfile.TemporaryDirectory(prefix="bench-repro-") as tmp:
+        copy_sources(ROOT, Path(tmp))
+        subprocess.run(["git", "init", "-q"], cwd=tmp, check=True)
+        started = time.perf_counter()
+        stages: list[tuple[str, float]] = []
+        process = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro"], cwd=tmp, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.match(r"Running stage '([^']+)'", line)
+            if match:
+                stages.append((match.group(1), time.perf_counter()))
+        if process.wait() != 0:
+            sys.exit("dvc repro failed")
+        total = time.perf_counter() - started
+
+    ends = [t for _, t in stages[1:]] + [started + total]
+    durations: dict[str, float] = {}
+    print(f"{'stage':34s} {'seconds':>8s}")
+    for (name, start), end in zip(stages, ends):
+        print(f"{name:34s} {end - start:8.1f}")
+        family = name.split("@")[0]
+        durations[family] = durations.get(family, 0.0) + end - start
+    print("\nby stage family: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()))
+    print(f"cold dvc repro: {total:.0f} s for {len(stages)} stages (budget {BUDGET_S} s: "
+          f"{'within' if total <= BUDGET_S else 'OVER'})")
+
+
+def throughput(steps: int = 60) -> None:
+    params = load_params(ROOT / "params.yaml")
+    channels, size, _ = params.dataset.image_shape
+    spec = ModelSpec(params.model_arch, params.model_params, channels, size, params.dataset.num_classes,
+                     (0.5,) * channels, (0.25,) * channels)
+    cfg = params.train
+    n = steps * cfg.batch_size
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.randint(0, 256, (n, channels, size, size), generator=g, dtype=torch.uint8),
+                    torch.randint(0, params.dataset.num_classes, (n,), generator=g))
+    device = torch.device("cpu")
+
+    def ours() -> None:
+        model = build_model(spec)
+        fit(model, data, epochs=1, batch_size=cfg.batch_size, optimizer=sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay),
+            schedule=constant(cfg.lr), generator=g, augment=cfg.augment, device=device,
+            precision=cfg.precision, on_epoch=lambda epoch, loss: None)
+
+    def bare() -> None:
+        model = build_model(spec)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        model.train()
+        for i in range(steps):
+            x = to_float(data.images[i * cfg.batch_size:(i + 1) * cfg.batch_size], device)
+            y = data.labels[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    print(f"\ntraining throughput, {params.model_arch} {dict(params.model_params)}, batch {cfg.batch_size}, "
+          f"{cfg.precision}, {torch.get_num_threads()} threads, {steps} steps:")
+    for name, loop in (("bare PyTorch loop", bare), ("backdoorlab fit (+augment, schedule)", ours)):
+        loop()  # warm-up: allocator, oneDNN kernels
+        started = time.perf_counter()
+        loop()
+        seconds = time.perf_counter() - started
+        print(f"  {name:38s} {n / seconds:8.0f} images/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--throughput", action="store_true", help="skip the cold dvc repro")
+    args = parser.parse_args()
+    if not args.throughput:
+        cold_repro()
+    throughput()
+
+
+if __name__ == "__main__":
+    main()

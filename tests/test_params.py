@@ -1,0 +1,75 @@
+"""params.yaml validation: every bad value is a one-line error naming its key, before any work."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from backdoorlab.config import parse_params
+from backdoorlab.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def edited(path: str, value) -> dict:
+    """A copy of the default params with the value at dotted ``path`` replaced (None deletes)."""
+    params = copy.deepcopy(DEFAULT)
+    *parents, last = path.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return params
+
+
+@pytest.mark.parametrize("path, value, key", [
+    ("grid.attacks", ["badnets", "trojan"], "grid.attacks[1]"),
+    ("attacks.badnets.method", "badnetz", "attacks.badnets.method"),
+    ("grid.defenses", ["none", "ft", "magic"], "grid.defenses[2]"),
+    ("defenses.ft.method", "finetune", "defenses.ft.method"),
+    ("attacks.badnets.poison_rate", 1.5, "attacks.badnets.poison_rate"),
+    ("attacks.blended.poison_rate", 0.0, "attacks.blended.poison_rate"),
+    ("attacks.badnets.target", 10, "attacks.badnets.target"),
+    ("attacks.blended.target", -1, "attacks.blended.target"),
+    ("attacks.badnets.size", 29, "attacks.badnets.size"),
+    ("train.epochs", -1, "train.epochs"),
+    ("defenses.ft.epochs", -3, "defenses.ft.epochs"),
+    ("defenses.sft.peak_lr_1", "high", "defenses.sft.peak_lr_1"),
+    ("defenses.sft.typo_param", 1, "defenses.sft.typo_param"),
+    ("train.lr", 0, "train.lr"),
+    ("data.defense_fraction", 1.5, "data.defense_fraction"),
+    ("model.arch", "vgg99", "model.arch"),
+    ("data.dataset", "imagenet", "data.dataset"),
+    ("device", "tpu", "device"),
+])
+def test_bad_value_names_its_key(path, value, key):
+    with pytest.raises(ConfigError) as error:
+        parse_params(edited(path, value))
+    message = str(error.value)
+    assert message.startswith(key + ":"), message
+    assert "\n" not in message
+
+
+def test_default_params_are_valid():
+    params = parse_params(DEFAULT)
+    assert set(params.grid.main) <= set(params.grid.defenses)
+
+
+def test_stage_refuses_bad_params_and_writes_nothing(tmp_path):
+    """The real entry point: exit code 2, one line on stderr naming the key, no output file."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(edited("attacks.badnets.poison_rate", 2.0)))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "embedded").symlink_to(ROOT / "data" / "embedded")
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "attacks.badnets.poison_rate" in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "params.yaml"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["embedded"]

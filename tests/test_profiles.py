@@ -1,0 +1,54 @@
+"""Params profiles: each validates, and the paper-scale one runs its stages at a tiny size
+(CIFAR-10 binary reader on small local files, PreAct-ResNet-18 at width 4)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from backdoorlab.config import parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = sorted((ROOT / "profiles").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_profile_is_valid(profile):
+    params = parse_params(yaml.safe_load(profile.read_text()))
+    assert params.grid.attacks and "none" in params.grid.main
+
+
+def fake_cifar10(root: Path, per_file: int) -> None:
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        labels = rng.integers(0, 10, (per_file, 1))
+        records = np.concatenate([labels, rng.integers(0, 256, (per_file, 3072))], axis=1)
+        records.astype(np.uint8).tofile(folder / name)
+
+
+def test_paper_profile_stages_run_at_tiny_size(tmp_path):
+    params = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    params["device"] = "cpu"
+    params["data"].update(options={"root": str(tmp_path / "cifar"), "download": False},
+                          test_size=40, shadow_size=20)
+    params["model"]["width"] = 4
+    params["train"].update(epochs=1, precision="fp32")
+    params["defenses"]["sft"].update(epochs_1=1, epochs_2=1)
+    fake_cifar10(tmp_path / "cifar", per_file=30)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in (["prepare.py"], ["poison.py", "badnets"], ["train.py", "badnets"],
+                  ["defend.py", "badnets", "sft"]):
+        result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
+                                cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    cell = json.loads((tmp_path / "reports/cells/badnets-sft/defense.json").read_text())
+    assert cell["clean_samples"] == 6 and 0 <= cell["asr"] <= 1  # 5% of 120 train images
+    assert (tmp_path / "models/badnets/sft.safetensors").stat().st_size > 100_000  # a ResNet-18
