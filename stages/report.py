@@ -12,16 +12,14 @@ import pandas as pd
 from backdoorlab.config import Params, load_params
 from backdoorlab.io import write_json
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
-from backdoorlab.reporting.summary import Record, collect_cells, undefended_metrics
-from backdoorlab.reporting.tables import detail_table, main_table, sequela_table, write_frame
+from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
+from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, collect_cells,
+                                           reinject_baselines, sequela_results, undefended_metrics)
+from backdoorlab.reporting.tables import (detail_table, main_table, sequela_table, write_frame,
+                                          write_sequela_table)
 from backdoorlab.workspace import REPORTS, run_stage
 
 TABLES, FIGURES = REPORTS / "tables", REPORTS / "figures"
-
-
-def sequela_metric_names(records: dict[str, Record]) -> list[str]:
-    first = next(r for r in records.values() if any(k.startswith("sequela.") for k in r))
-    return [k.removeprefix("sequela.") for k in first if k.startswith("sequela.")]
 
 
 def defense_bars(params: Params, records: dict[str, Record]) -> None:
@@ -35,14 +33,15 @@ def defense_bars(params: Params, records: dict[str, Record]) -> None:
     save(figure, FIGURES / "defenses_ca_asr.png")
 
 
-def sequela_figure(params: Params, records: dict[str, Record], metrics: list[str]) -> None:
-    defended = [d for d in params.grid.main if d != "none"]
-    figure, axes = panels(len(params.grid.attacks), width=6.0)
-    for ax, attack in zip(axes, params.grid.attacks):
-        series = {m: [records[f"{attack}-{d}"][f"delta.{m}"] for d in defended] for m in metrics}
-        grouped_bars(ax, defended, series, "defended - undefended")
-        ax.set_title(f"{attack}: backdoor sequela")
-    save(figure, FIGURES / "sequela_deltas.png")
+def sequela_report(params: Params, sequela: SequelaResults, baselines: dict[str, dict[str, float]]) -> None:
+    """Per attack a table (Markdown and CSV) of every sequela metric; the sequela figures."""
+    attacks, main = params.grid.attacks, params.grid.main
+    for attack in attacks:
+        write_sequela_table(sequela_table(sequela[attack], main, baselines[attack]), TABLES / f"sequela_{attack}",
+                            f"Backdoor sequela, {attack}")
+    mia_auc_figure(FIGURES / "sequela_mia_auc.png", attacks, main, sequela)
+    robust_accuracy_figures(FIGURES, attacks, main, sequela)
+    reinjection_figures(FIGURES, attacks, main, sequela, baselines)
 
 
 def tradeoff_figure(params: Params, records: dict[str, Record]) -> None:
@@ -77,19 +76,17 @@ def tradeoff_figure(params: Params, records: dict[str, Record]) -> None:
 
 def main() -> None:
     params = load_params()
-    records = collect_cells(params)
-    write_json(REPORTS / "summary.json", records)
+    sequela, baselines = sequela_results(params), reinject_baselines(params)
+    records = collect_cells(params, sequela)
+    write_json(REPORTS / "summary.json", {**records, **baseline_records(params, baselines)})
     write_json(REPORTS / "undefended.json", undefended_metrics(params))
 
     write_frame(main_table(records, params.grid.attacks, params.grid.main), TABLES / "main")
     notes = sorted({k for r in records.values() for k in r if k.startswith("note.")})
     write_frame(detail_table(records, notes), TABLES / "cells")
-    metrics = sequela_metric_names(records)
-    for attack in params.grid.attacks:
-        write_frame(sequela_table(records, attack, params.grid.main, metrics), TABLES / f"sequela_{attack}")
 
     defense_bars(params, records)
-    sequela_figure(params, records, [m for m in metrics if m.endswith("auc") or "robust_acc" in m])
+    sequela_report(params, sequela, baselines)
     tradeoff_figure(params, records)
     print(f"report: {len(records)} cells -> {REPORTS}/summary.json, {TABLES}/, {FIGURES}/")
 

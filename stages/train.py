@@ -11,15 +11,12 @@ from __future__ import annotations
 import sys
 import time
 
-import torch
-
 from backdoorlab.config import derive_seed, generator_for, load_params
 from backdoorlab.io import write_json, write_table
 from backdoorlab.metrics import backdoor_metrics
-from backdoorlab.models import build_model, save_model
+from backdoorlab.models import save_model
 from backdoorlab.progress import Progress
-from backdoorlab.training.loop import fit, sgd, steps_per_epoch
-from backdoorlab.training.schedules import cosine
+from backdoorlab.training.recipe import init_model, train_with_recipe
 from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, run_stage,
                                    train_report_dir)
 
@@ -33,8 +30,7 @@ def main() -> None:
     poisoned = load_poisoned(name)
     cfg = params.train
 
-    torch.manual_seed(derive_seed(params.seed, "init", name))
-    model = build_model(model_spec(params)).to(device)
+    model = init_model(model_spec(params), derive_seed(params.seed, "init", name), device)
     curves: list[dict[str, float]] = []
     progress = Progress(f"train {name}")
 
@@ -44,11 +40,8 @@ def main() -> None:
         progress.log(f"epoch {epoch}/{cfg.epochs} loss {loss:.4f} CA {m['ca']:.3f} ASR {m['asr']:.3f}")
 
     started = time.perf_counter()
-    fit(model, poisoned.train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-        optimizer=sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay),
-        schedule=cosine(cfg.lr, cfg.epochs * steps_per_epoch(len(poisoned.train), cfg.batch_size)),
-        generator=generator_for(params.seed, "train", name), augment=cfg.augment, device=device,
-        precision=cfg.precision, on_epoch=on_epoch, label=f"train {name}")
+    train_with_recipe(model, poisoned.train, cfg, generator=generator_for(params.seed, "train", name),
+                      device=device, on_epoch=on_epoch, label=f"train {name}")
     seconds = time.perf_counter() - started
 
     final = backdoor_metrics(model, splits.test, poisoned.triggered_test, attack.target, device)

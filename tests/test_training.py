@@ -84,3 +84,25 @@ def test_same_seed_gives_identical_training(planted):
 
     first, second = run(), run()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ours, params: (ours.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4),
+                          torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4)),
+    lambda ours, params: (ours.Adam(params, lr=0.01, betas=(0.5, 0.9), weight_decay=1e-3),
+                          torch.optim.Adam(params, lr=0.01, betas=(0.5, 0.9), weight_decay=1e-3)),
+], ids=["sgd", "adam"])
+def test_our_optimizers_match_torch_optim(make):
+    """The start-up-free optimizers give torch.optim's updates, step for step."""
+    from backdoorlab.training import optim as ours
+
+    torch.manual_seed(0)
+    a = torch.randn(5, 3, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    mine, reference = make(ours, [a])[0], make(ours, [b])[1]
+    for step in range(5):
+        for p, opt in ((a, mine), (b, reference)):
+            opt.zero_grad(set_to_none=True)
+            ((p ** 3).sum() + step * p.sum()).backward()
+            opt.step()
+        assert torch.allclose(a, b, atol=1e-6), step

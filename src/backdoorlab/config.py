@@ -20,6 +20,7 @@ from backdoorlab.data import DATASETS, Dataset
 from backdoorlab.defenses import DefenseSpec, build_defense
 from backdoorlab.errors import ConfigError
 from backdoorlab.models import MODELS
+from backdoorlab.reporting.landscape import LandscapeSettings
 from backdoorlab.sequela import SequelaSettings, parse_sequela
 from backdoorlab.settings import check_non_negative, parse_section, require
 from backdoorlab.training.loop import OptimConfig
@@ -31,12 +32,15 @@ PARAMS_FILE = "params.yaml"
 class DataSettings:
     dataset: str = "fashion_mnist"
     options: Mapping[str, Any] | None = None
+    pool_size: int | None = None  # use a seeded subset of this many images (tiny profiles)
     test_size: int = 2000
     shadow_size: int = 2000  # the membership-inference attacker's own data, disjoint from the rest
     defense_fraction: float = 0.05
 
     def check(self, key: str) -> None:
         check_non_negative(self, key, "test_size", "shadow_size")
+        if self.pool_size is not None:
+            require(self.pool_size > 0, f"{key}.pool_size", f"must be > 0, got {self.pool_size}")
         require(0 < self.defense_fraction <= 1, f"{key}.defense_fraction",
                 f"must be in (0, 1], got {self.defense_fraction}")
 
@@ -70,6 +74,7 @@ class Params:
     defenses: dict[str, DefenseSpec]
     grid: GridSettings
     sequela: SequelaSettings
+    landscape: LandscapeSettings
     report: ReportSettings
 
     def torch_device(self) -> torch.device:
@@ -133,11 +138,15 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     require("none" in grid.main and defenses["none"].method == "none", "grid.main",
             "must include 'none' (method none): every other cell is compared to it")
 
+    landscape = parse_section(LandscapeSettings, raw.get("landscape"), "landscape")
+    for i, name in enumerate(landscape.defenses):
+        require(name in grid.defenses, f"landscape.defenses[{i}]", f"{name!r} is not in grid.defenses")
+
     return Params(raw=raw, seed=seed, device=device, data=data, dataset=dataset,
                   model_arch=model_raw["arch"], model_params=model_raw, train=train,
                   attacks=attacks, defenses=defenses, grid=grid,
                   sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
-                  report=parse_section(ReportSettings, raw.get("report"), "report"))
+                  landscape=landscape, report=parse_section(ReportSettings, raw.get("report"), "report"))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -6,6 +6,8 @@ One place for the file layout, so the DVC stages (dvc.yaml) and the library agre
     data/prepared/meta.json            shape, classes, normalisation statistics
     data/poisoned/<attack>/            poisoned training set, triggered test set, trigger
     models/<attack>/<defense>.safetensors  (``backdoored`` for the undefended model)
+    models/clean.safetensors           a model trained without poison (re-injection baseline)
+    models/shadow/                     the membership attacker's shadow models and their splits
     reports/...                        small JSON/TSV/Markdown/PNG outputs, committed to git
 """
 
@@ -29,6 +31,9 @@ PREPARED = Path("data/prepared")
 SPLITS_FILE = PREPARED / "splits.safetensors"
 META_FILE = PREPARED / "meta.json"
 REPORTS = Path("reports")
+CLEAN_MODEL = Path("models/clean.safetensors")
+SHADOW_DIR = Path("models/shadow")
+SHADOW_SPLITS = SHADOW_DIR / "membership.safetensors"
 
 
 def poisoned_dir(attack: str) -> Path:
@@ -38,6 +43,15 @@ def poisoned_dir(attack: str) -> Path:
 def model_file(attack: str, name: str) -> Path:
     """``name`` is ``backdoored`` or a defense instance name."""
     return Path("models") / attack / f"{name}.safetensors"
+
+
+def shadow_model_file(index: int) -> Path:
+    return SHADOW_DIR / f"shadow_{index}.safetensors"
+
+
+def baseline_dir(attack: str) -> Path:
+    """The clean model's re-injection numbers for one attack's trigger."""
+    return REPORTS / "baseline" / attack
 
 
 def train_report_dir(attack: str) -> Path:

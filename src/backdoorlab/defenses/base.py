@@ -21,8 +21,9 @@ from backdoorlab.models.base import ModelSpec, build_model
 from backdoorlab.registry import Registry
 from backdoorlab.settings import parse_section, require
 from backdoorlab.training.augment import AugmentConfig
-from backdoorlab.training.loop import LossFn, cross_entropy, fit, sgd, steps_per_epoch
+from backdoorlab.training.loop import LossFn, StepFn, cross_entropy, fit, sgd, steps_per_epoch
 from backdoorlab.training.schedules import cosine
+from backdoorlab.training.optim import Optimizer
 
 
 @dataclass
@@ -90,15 +91,17 @@ def finetune(model: nn.Module, ctx: DefenseContext, *, epochs: int, batch_size: 
              momentum: float = 0.9, weight_decay: float = 5e-4, augment: bool = True,
              schedule: Callable[[int], float] | None = None, loss_fn: LossFn = cross_entropy,
              after_step: Callable[[], None] | None = None, data: ImageSet | None = None,
-             optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Fine-tune ``model`` in place on the clean subset (or ``data``): SGD, cosine LR by default."""
+             optimizer: Optimizer | None = None, step_fn: StepFn | None = None) -> None:
+    """Fine-tune ``model`` in place on the clean subset (or ``data``): SGD, cosine LR by default.
+
+    ``step_fn`` replaces the plain gradient step (see ``fit``); it must step ``optimizer``."""
     data = ctx.clean if data is None else data
     total_steps = epochs * steps_per_epoch(len(data), batch_size)
     fit(model, data, epochs=epochs, batch_size=batch_size,
         optimizer=optimizer or sgd(model, lr, momentum, weight_decay),
         schedule=schedule or cosine(lr, total_steps), generator=ctx.generator,
         augment=ctx.augment if augment else None, device=ctx.device, loss_fn=loss_fn,
-        after_step=after_step, label=ctx.label)
+        after_step=after_step, label=ctx.label, step_fn=step_fn)
 
 
 def total_steps(epochs: int, n: int, batch_size: int) -> int:

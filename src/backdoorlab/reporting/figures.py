@@ -54,7 +54,7 @@ def panels(count: int, width: float = 5.0, height: float = 3.4) -> tuple[plt.Fig
 
 def line_panels(path: str | Path, titles: Sequence[str], xlabel: str, ylabel: str,
                 curves: Sequence[dict[str, tuple[Sequence[float], Sequence[float]]]],
-                log_x: bool = False) -> None:
+                log_x: bool = False, log_y: bool = False) -> None:
     """One panel per title; each panel draws ``{label: (xs, ys)}`` as marked lines."""
     figure, axes = panels(len(titles))
     for ax, title, panel in zip(axes, titles, curves):
@@ -63,6 +63,8 @@ def line_panels(path: str | Path, titles: Sequence[str], xlabel: str, ylabel: st
             ax.plot(xs, ys, style, marker="o", label=label)
         if log_x:
             ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

@@ -38,17 +38,46 @@ def detail_table(records: dict[str, Record], keys: Iterable[str]) -> pd.DataFram
     return frame.set_index(["attack", "defense"]).round(4)
 
 
-def sequela_table(records: dict[str, Record], attack: str, defenses: Iterable[str],
-                  metrics: Iterable[str]) -> pd.DataFrame:
-    """Per attack: defenses as rows, each sequela metric as ``after`` and ``delta``."""
+def metric_order(key: str) -> tuple[str, str, float]:
+    """Sort ``<instance>.<name>@<x>`` by instance, name, then x as a number (5 before 20)."""
+    instance, _, metric = key.partition(".")
+    name, at, x = metric.partition("@")
+    return instance, name, float(x) if at else 0.0
+
+
+def sequela_table(results: dict[str, dict[str, float]], defenses: Iterable[str],
+                  baseline: dict[str, float]) -> pd.DataFrame:
+    """One attack: defenses as rows, every sequela metric as ``<metric> after`` and ``<metric> delta``
+    (after - before, before being the undefended model ``none``); a last row ``clean_model`` holds
+    the re-injection numbers of the model trained without poison (no delta: it has no "before")."""
+    before = results["none"]
     rows = {}
     for defense in defenses:
-        record = records[f"{attack}-{defense}"]
         row = {}
-        for metric in metrics:
-            row[f"{metric} after"] = round(record[f"sequela.{metric}"], 4)
-            row[f"{metric} delta"] = round(record[f"delta.{metric}"], 4)
+        for metric in sorted(results[defense], key=metric_order):
+            row[f"{metric} after"] = round(results[defense][metric], 4)
+            row[f"{metric} delta"] = round(results[defense][metric] - before[metric], 4)
         rows[defense] = row
+    rows["clean_model"] = {f"{metric} after": round(value, 4) for metric, value in baseline.items()}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "defense"
     return frame
+
+
+def write_sequela_table(frame: pd.DataFrame, stem: Path, title: str) -> None:
+    """CSV with every column; Markdown with one section per sequela instance and one column per
+    metric, each cell ``after (delta)`` (a single table of everything would be too wide to read)."""
+    write_text(stem.with_suffix(".csv"), frame.to_csv())
+    metrics = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in frame.columns))
+    parts = [f"# {title}\n\nEach cell: `after (delta)`, after = the defended model, "
+             "delta = after - before (the undefended model `none`); `clean_model`: trained without poison."]
+    for instance in dict.fromkeys(m.partition(".")[0] for m in metrics):
+        section = {}
+        for metric in (m for m in metrics if m.partition(".")[0] == instance):
+            after, delta = frame[f"{metric} after"], frame[f"{metric} delta"]
+            section[metric.partition(".")[2]] = [
+                "" if pd.isna(a) else f"{a:.3f}" if pd.isna(d) else f"{a:.3f} ({d:+.3f})" for a, d in zip(after, delta)]
+        table = pd.DataFrame(section, index=frame.index)
+        table = table[(table != "").any(axis=1)]
+        parts.append(f"## {instance}\n\n{table.to_markdown()}")
+    write_text(stem.with_suffix(".md"), "\n\n".join(parts) + "\n")

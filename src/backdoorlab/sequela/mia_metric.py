@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backdoorlab.sequela.base import SEQUELA, SequelaAttack, SequelaContext
-from backdoorlab.sequela.scores import balanced_accuracy, best_threshold, roc_auc, tpr_at_fpr
+from backdoorlab.sequela.scores import membership_report
 from backdoorlab.settings import require
 from backdoorlab.training.loop import predict_logits
 
@@ -61,8 +61,11 @@ class MetricMIA(SequelaAttack):
         results = {}
         for metric in self.config.metrics:
             s = {name: membership_scores(logits[name], sets[name].labels, metric) for name in sets}
-            threshold = best_threshold(s["cal_members"], s["cal_non_members"])
-            results[f"{metric}.auc"] = roc_auc(s["members"], s["non_members"])
-            results[f"{metric}.bal_acc"] = balanced_accuracy(s["members"], s["non_members"], threshold)
-            results[f"{metric}.tpr_at_fpr"] = tpr_at_fpr(s["members"], s["non_members"], self.config.fpr)
+            report = membership_report(s["members"], s["non_members"], s["cal_members"], s["cal_non_members"],
+                                       self.config.fpr)
+            results.update({f"{metric}.{name}": value for name, value in report.items()})
         return results
+
+    def headline(self, metric: str) -> bool:
+        # The confidence in the true class is exp(-loss): same ranking, so the same AUC as loss.
+        return metric.endswith(".auc") and not metric.startswith("confidence.")

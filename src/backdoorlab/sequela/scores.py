@@ -37,6 +37,22 @@ def balanced_accuracy(positive: torch.Tensor, negative: torch.Tensor, threshold:
 
 
 def tpr_at_fpr(positive: torch.Tensor, negative: torch.Tensor, fpr: float) -> float:
-    """TPR at the threshold where at most ``fpr`` of the negatives score above it."""
-    threshold = torch.quantile(negative.double(), 1 - fpr).item()
+    """TPR at the threshold where at most ``fpr`` of the negatives score above it.
+
+    A point of the evaluation ROC curve, threshold-free like the AUC (the low-FPR view of Carlini
+    et al. 2022), not a threshold an attacker could deploy."""
+    # "higher" keeps the threshold on a negative's score, so at most ``fpr`` of them lie above it
+    threshold = torch.quantile(negative.double(), 1 - fpr, interpolation="higher").item()
     return (positive.double() > threshold).float().mean().item()
+
+
+def membership_report(members: torch.Tensor, non_members: torch.Tensor, calibration_members: torch.Tensor,
+                      calibration_non_members: torch.Tensor, fpr: float) -> dict[str, float]:
+    """AUC, balanced accuracy and TPR at ``fpr`` of the scores of evaluation members/non-members;
+    the balanced-accuracy threshold is picked on the calibration scores only."""
+    threshold = best_threshold(calibration_members, calibration_non_members)
+    return {
+        "auc": roc_auc(members, non_members),
+        "bal_acc": balanced_accuracy(members, non_members, threshold),
+        f"tpr_at_fpr{fpr:g}": tpr_at_fpr(members, non_members, fpr),
+    }

@@ -2,8 +2,9 @@
 
 ``fit`` runs SGD over in-memory uint8 data: seeded shuffling, batch augmentation, a per-step LR
 schedule, an optional custom loss (defenses add terms to cross-entropy) and an optional hook after
-each step (D3 projects weights back onto a sphere there). bf16 autocast is available for speed on
-CPUs with AMX and on GPUs; fp32 is the default for exact reproducibility.
+each step (D3 projects weights back onto a sphere there); an update that is more than one
+gradient step (SAM's two passes) replaces the default with ``step_fn``. bf16 autocast is available
+for speed on CPUs with AMX and on GPUs; fp32 is the default for exact reproducibility.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from backdoorlab.data.base import ImageSet
 from backdoorlab.progress import Progress
 from backdoorlab.settings import check_non_negative, check_positive
 from backdoorlab.training.augment import AugmentConfig, augment_batch
+from backdoorlab.training.optim import SGD, Optimizer
 from backdoorlab.training.schedules import Schedule
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+# A whole update on one batch (forwards, backwards, optimizer step); returns the loss to report.
+StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[[int, float], None]
 
 
@@ -46,8 +50,8 @@ def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device, non_blocking=True).float().div_(255.0)
 
 
-def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> SGD:
+    return SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -60,11 +64,14 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
-        optimizer: torch.optim.Optimizer, schedule: Schedule, generator: torch.Generator,
+        optimizer: Optimizer, schedule: Schedule, generator: torch.Generator,
         augment: AugmentConfig | None, device: torch.device, precision: str = "fp32",
         loss_fn: LossFn = cross_entropy, after_step: Callable[[], None] | None = None,
-        on_epoch: EpochHook | None = None, label: str = "train") -> None:
-    """Train ``model`` in place. ``schedule(step)`` sets the LR before every step."""
+        on_epoch: EpochHook | None = None, label: str = "train", step_fn: StepFn | None = None) -> None:
+    """Train ``model`` in place. ``schedule(step)`` sets the LR before every step.
+
+    ``step_fn``, if given, performs each update itself (``loss_fn`` and ``precision`` are then
+    unused; the schedule still drives ``optimizer``'s LR)."""
     progress = Progress(label)
     batches = steps_per_epoch(len(data), batch_size)
     step = 0
@@ -80,11 +87,14 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
                 x = augment_batch(x, augment, generator)
             for group in optimizer.param_groups:
                 group["lr"] = schedule(step)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                loss = loss_fn(model, x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if step_fn is not None:
+                loss = step_fn(model, x, y)
+            else:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = loss_fn(model, x, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
             if after_step is not None:
                 after_step()
             total += loss.item()

@@ -1,0 +1,84 @@
+"""Shadow-model membership inference (Shokri et al. 2017, in ML-Doctor's black-box form).
+
+The attacker trains shadow models of the target's architecture, with the target's recipe, on its
+own data (``splits.shadow``), so it knows which samples each shadow model saw. A small MLP learns
+"member or not" from the shadow models' posteriors and is then applied to the target's posteriors.
+Its input is the top-k posteriors sorted in decreasing order (label-free, so one classifier serves
+every class), as log-probabilities: near-certain predictions, where members and non-members
+differ, are squeezed together on the probability scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backdoorlab.errors import DataError
+from backdoorlab.sequela.base import SEQUELA, SequelaAttack, SequelaContext
+from backdoorlab.sequela.scores import membership_report
+from backdoorlab.settings import check_positive, require
+from backdoorlab.training.loop import predict_logits
+from backdoorlab.training.optim import Adam
+
+
+def posterior_features(logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """The ``top_k`` largest log-posteriors of each sample, sorted in decreasing order."""
+    return F.log_softmax(logits, dim=1).topk(top_k, dim=1).values
+
+
+@SEQUELA.register("mia_shadow")
+class ShadowMIA(SequelaAttack):
+    @dataclass(frozen=True)
+    class Config:
+        top_k: int = 3
+        hidden: int = 32  # width of the attack MLP's two hidden layers
+        steps: int = 200  # full-batch Adam steps on the shadow models' posteriors
+        lr: float = 0.01
+        fpr: float = 0.01
+
+        def check(self, key: str) -> None:
+            check_positive(self, key, "top_k", "hidden", "steps", "lr")
+            require(0 < self.fpr < 1, f"{key}.fpr", f"must be in (0, 1), got {self.fpr}")
+
+    def fit_attack_model(self, ctx: SequelaContext) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """The attack MLP trained on every shadow model's members (1) and non-members (0), with the
+        feature mean and std it standardises its inputs by."""
+        cfg = self.config
+        if not ctx.shadows:
+            raise DataError(f"{self.key}: no shadow models (run the `shadow` stage first)")
+        features, targets = [], []
+        for shadow in ctx.shadows:
+            for logits, is_member in ((shadow.members, 1.0), (shadow.non_members, 0.0)):
+                features.append(posterior_features(logits, cfg.top_k))
+                targets.append(torch.full((len(logits),), is_member))
+        x, y = torch.cat(features), torch.cat(targets)
+        mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+        x = (x - mean) / std
+        attack = nn.Sequential(nn.Linear(cfg.top_k, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.hidden),
+                               nn.ReLU(), nn.Linear(cfg.hidden, 1))
+        optimizer = Adam(attack.parameters(), lr=cfg.lr)
+        for _ in range(cfg.steps):
+            loss = F.binary_cross_entropy_with_logits(attack(x).squeeze(1), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return attack, mean, std
+
+    def run(self, model: nn.Module, ctx: SequelaContext) -> dict[str, float]:
+        require(self.config.top_k <= ctx.spec.num_classes, f"{self.key}.top_k",
+                f"must be <= the number of classes ({ctx.spec.num_classes})")
+        attack, mean, std = self.fit_attack_model(ctx)
+        with torch.no_grad():
+            scores = {name: attack((posterior_features(predict_logits(model, data.images, ctx.device),
+                                                       self.config.top_k) - mean) / std).squeeze(1).double()
+                      for name, data in (("members", ctx.members), ("non_members", ctx.non_members),
+                                         ("cal_members", ctx.calibration_members),
+                                         ("cal_non_members", ctx.calibration_non_members))}
+        return membership_report(scores["members"], scores["non_members"], scores["cal_members"],
+                                 scores["cal_non_members"], self.config.fpr)
+
+    def headline(self, metric: str) -> bool:
+        return metric == "auc"

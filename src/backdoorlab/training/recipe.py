@@ -1,0 +1,35 @@
+"""Train a model from scratch with the pipeline's recipe (``params.yaml``'s ``train`` section).
+
+The backdoored models, the clean reference model and the membership-inference shadow models must
+all come out of the same recipe (an attacker who trains shadow models is assumed to know it), so
+they share these two functions instead of each stage wiring ``fit`` by hand.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from backdoorlab.data.base import ImageSet
+from backdoorlab.models.base import ModelSpec, build_model
+from backdoorlab.training.loop import EpochHook, OptimConfig, fit, sgd, steps_per_epoch
+from backdoorlab.training.schedules import cosine
+
+
+def init_model(spec: ModelSpec, seed: int, device: torch.device) -> nn.Module:
+    """A freshly initialised model whose weights depend on ``seed`` only."""
+    torch.manual_seed(seed)
+    return build_model(spec).to(device)
+
+
+def train_with_recipe(model: nn.Module, data: ImageSet, cfg: OptimConfig, *, generator: torch.Generator,
+                      device: torch.device, epochs: int | None = None, on_epoch: EpochHook | None = None,
+                      label: str = "train") -> None:
+    """Train ``model`` in place on ``data``: SGD with the recipe's momentum and weight decay, cosine
+    LR per step, the recipe's augmentation and precision. ``epochs`` overrides ``cfg.epochs``."""
+    epochs = cfg.epochs if epochs is None else epochs
+    fit(model, data, epochs=epochs, batch_size=cfg.batch_size,
+        optimizer=sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay),
+        schedule=cosine(cfg.lr, epochs * steps_per_epoch(len(data), cfg.batch_size)),
+        generator=generator, augment=cfg.augment, device=device, precision=cfg.precision,
+        on_epoch=on_epoch, label=label)

@@ -1,0 +1,50 @@
+"""Stage `landscape@<attack>`: clean and poisoned loss along the line from the backdoored model
+through each defended one (the D3 paper's diagnostic).
+
+    python stages/landscape.py <attack>
+
+Reads params.yaml's ``landscape`` section (which defenses, how many points on t in [0, t_max],
+how many test images per loss); every listed defense must already have been applied to this attack (its `defend` cell). Writes
+one TSV row per (defense, t) and one figure with a panel per defense.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from backdoorlab.config import load_params
+from backdoorlab.io import write_table
+from backdoorlab.models import load_model
+from backdoorlab.reporting.figures import line_panels
+from backdoorlab.reporting.landscape import first, loss_path
+from backdoorlab.workspace import REPORTS, load_poisoned, load_splits, model_file, model_spec, run_stage
+
+
+def main() -> None:
+    params = load_params()
+    attack_name = sys.argv[1]
+    settings = params.landscape
+    device = params.torch_device()
+    spec = model_spec(params)
+    test = first(load_splits().test, settings.samples)
+    triggered = first(load_poisoned(attack_name).triggered_test, settings.samples)
+    target = params.attacks[attack_name].target
+    backdoored = load_model(spec, model_file(attack_name, "backdoored")).to(device)
+
+    rows, curves = [], []
+    for name in settings.defenses:
+        defended = load_model(spec, model_file(attack_name, name)).to(device)
+        path = loss_path(backdoored, defended, test, triggered, target, settings.ts(), device)
+        rows += [{"defense": name, **{k: round(v, 5) for k, v in row.items()}} for row in path]
+        ts = [row["t"] for row in path]
+        curves.append({"clean loss": (ts, [row["clean_loss"] for row in path]),
+                       "poisoned loss": (ts, [row["poisoned_loss"] for row in path])})
+    write_table(REPORTS / "landscape" / f"{attack_name}.tsv", rows, delimiter="\t")
+    # Log scale: past t = 1 the poisoned loss of a far-moving defense (D3) grows by decades.
+    line_panels(REPORTS / "landscape" / f"{attack_name}.png",
+                [f"{attack_name}: backdoored (t=0) -> {name} (t=1)" for name in settings.defenses],
+                "t", "cross-entropy", curves, log_y=True)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,33 @@
+"""Stage `reinject_baseline@<attack>`: the re-injection attack on the model trained without poison.
+
+    python stages/reinject_baseline.py <attack>
+
+Runs every ``reinject`` instance of ``sequela.attacks`` exactly as the sequela cells do (same
+defense subset at ``data.defense_fraction``, same poisoned samples, same seeds) on
+models/clean.safetensors: the yardstick a defended model's re-injection curve is compared to.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from backdoorlab.config import load_params
+from backdoorlab.io import write_json
+from backdoorlab.models import load_model
+from backdoorlab.sequela.reinject import Reinjection
+from backdoorlab.sequela_run import build_context, run_attacks
+from backdoorlab.workspace import CLEAN_MODEL, baseline_dir, run_stage
+
+
+def main() -> None:
+    params = load_params()
+    attack_name = sys.argv[1]
+    attacks = {name: a for name, a in params.sequela.attacks.items() if isinstance(a, Reinjection)}
+    ctx = build_context(params, attack_name, params.data.defense_fraction,
+                        label=f"reinject baseline {attack_name}", with_shadows=False)
+    model = load_model(ctx.spec, CLEAN_MODEL).to(ctx.device)
+    write_json(baseline_dir(attack_name) / "reinject.json", run_attacks(params, attack_name, attacks, model, ctx))
+
+
+if __name__ == "__main__":
+    run_stage(main)

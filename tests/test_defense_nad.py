@@ -1,0 +1,39 @@
+"""NAD: attention maps, the activation tap, and backdoor removal on the planted model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backdoorlab.defenses.nad import attention_distance, attention_map
+from backdoorlab.errors import ConfigError
+from backdoorlab.models.layers import ActivationTap
+from defense_checks import assert_removed, defend
+
+
+def test_attention_map_is_a_unit_channel_mean():
+    activation = torch.zeros(2, 3, 2, 2)
+    activation[0, :, 0, 0] = 2.0  # all attention on one pixel
+    activation[1] = -1.0  # uniform; the sign does not matter
+    maps = attention_map(activation, p=2.0)
+    assert maps.shape == (2, 4)
+    assert torch.allclose(maps[0], torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(maps[1], torch.full((4,), 0.5))
+    assert attention_distance(activation, activation, 2.0).item() == 0.0
+    assert attention_distance(activation[:1], activation[1:], 2.0).item() == pytest.approx((0.25 + 3 * 0.25) / 4)
+
+
+def test_tap_records_named_outputs_and_removes_its_hooks(planted):
+    model = planted.model()
+    with ActivationTap(model, ["features.1", "features.2"], "nad.layers") as tap:
+        model(torch.rand(2, 1, 28, 28))
+        shapes = {name: out.shape for name, out in tap.outputs.items()}
+    assert shapes == {"features.1": (2, 16, 7, 7), "features.2": (2, 32, 3, 3)}
+    assert all(not m._forward_hooks for m in model.modules())
+    with pytest.raises(ConfigError, match="features.9"):
+        ActivationTap(model, ["features.9"], "nad.layers")
+
+
+def test_nad_removes_the_backdoor(planted):
+    _, after = defend(planted, "nad", teacher_epochs=6, epochs=6, batch_size=64, lr=0.05, beta=500.0)
+    assert_removed(planted, after, max_ca_drop=0.2)

@@ -1,0 +1,32 @@
+import torch
+
+from backdoorlab.defenses.nc import anomaly_indices, flag_small_outliers
+from defense_checks import assert_removed, defend
+
+
+def test_anomaly_index_uses_the_mad_with_its_consistency_constant():
+    norms = torch.tensor([1.0, 2.0, 3.0, 4.0, 100.0])
+    # median 3, absolute deviations [2, 1, 0, 1, 97], MAD = 1.4826 * 1
+    assert torch.allclose(anomaly_indices(norms), torch.tensor([2, 1, 0, 1, 97]) / 1.4826)
+
+
+def test_one_small_outlier_is_flagged_large_and_uniform_norms_are_not():
+    typical = [50.0, 52.0, 48.0, 51.0, 49.0, 50.0, 53.0, 47.0, 50.0]
+    assert flag_small_outliers(torch.tensor(typical + [5.0]), 2.0) == [9]
+    assert flag_small_outliers(torch.tensor(typical + [500.0]), 2.0) == []
+    assert flag_small_outliers(torch.full((10,), 20.0), 2.0) == []
+
+
+def test_neural_cleanse_flags_the_target_and_unlearns_it(planted):
+    outcome, metrics = defend(planted, "nc", steps=150, batch_size=16, epochs=10, unlearn_lr=0.02)
+    assert outcome.notes["flagged"] == [planted.attack.target]
+    norms = outcome.notes["mask_norms"]
+    assert norms[planted.attack.target] == min(norms)
+    assert_removed(planted, metrics)
+
+
+def test_nothing_flagged_returns_the_model_unchanged(planted):
+    outcome, _ = defend(planted, "nc", steps=5, batch_size=4, anomaly_threshold=1e6)
+    assert outcome.notes["flagged"] == []
+    state = outcome.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in planted.state.items())
