@@ -1,6 +1,7 @@
 # Two entry points, each installing what it needs into .venv first:
-#   make repro   runs the whole pipeline (dvc repro) on the embedded default data set
+#   make repro   runs the default pipeline (dvc repro) on the embedded default data set
 #   make test    runs the test suite
+#   make repro-full  the full matrix (dvc repro full/dvc.yaml: every defense, with sequela)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test bench install
+.PHONY: repro repro-full test bench install
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+repro-full: $(STAMP)
+	$(BIN)/dvc repro full/dvc.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -10,19 +10,19 @@ one TSV row per (defense, t) and one figure with a panel per defense.
 
 from __future__ import annotations
 
-import sys
-
 from backdoorlab.config import load_params
 from backdoorlab.io import write_table
 from backdoorlab.models import load_model
 from backdoorlab.reporting.figures import line_panels
 from backdoorlab.reporting.landscape import first, loss_path
-from backdoorlab.workspace import REPORTS, load_poisoned, load_splits, model_file, model_spec, run_stage
+from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, require_known,
+                                   run_stage, stage_arguments)
 
 
 def main() -> None:
+    attack_name = stage_arguments(__doc__, "attack").attack
     params = load_params()
-    attack_name = sys.argv[1]
+    require_known(params, attack=attack_name)
     settings = params.landscape
     device = params.torch_device()
     spec = model_spec(params)

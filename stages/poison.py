@@ -5,17 +5,17 @@
 
 from __future__ import annotations
 
-import sys
-
 from backdoorlab.config import generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
 from backdoorlab.reporting.figures import trigger_preview
-from backdoorlab.workspace import load_splits, poisoned_dir, run_stage, train_report_dir
+from backdoorlab.workspace import (load_splits, poisoned_dir, require_known, run_stage, stage_arguments,
+                                   train_report_dir, trigger_preview_file)
 
 
 def main() -> None:
+    name = stage_arguments(__doc__, "attack").attack
     params = load_params()
-    name = sys.argv[1]
+    require_known(params, attack=name)
     attack = params.attacks[name]
     splits = load_splits()
     poisoned = attack.poison(splits.train, generator_for(params.seed, "poison", name))
@@ -27,7 +27,7 @@ def main() -> None:
     save_tensors(folder / "triggered_test.safetensors", triggered.to_tensors("test"))
     save_tensors(folder / "trigger.safetensors", attack.trigger_tensors())
     trigger_preview(splits.test.images[:6], attack.apply_trigger(splits.test.images[:6]),
-                    train_report_dir(name) / "trigger.png", title=name)
+                    trigger_preview_file(name), title=name)
     write_json(train_report_dir(name) / "poison.json", {
         "attack": name, "target": attack.target, "poisoned": len(poisoned.poison_indices),
         "train_size": len(poisoned.train), "triggered_test_size": len(triggered),

@@ -10,10 +10,11 @@ import torch
 from backdoorlab.config import generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
 from backdoorlab.settings import require
-from backdoorlab.workspace import META_FILE, REPORTS, SPLITS_FILE, run_stage
+from backdoorlab.workspace import META_FILE, RECORDS, SPLITS_FILE, run_stage, stage_arguments
 
 
 def main() -> None:
+    stage_arguments(__doc__)
     params = load_params()
     data = params.data
     pool = params.dataset.load()
@@ -41,7 +42,7 @@ def main() -> None:
     save_tensors(SPLITS_FILE, {**train.to_tensors("train"), **test.to_tensors("test"),
                                **shadow.to_tensors("shadow"), "defense_order": defense_order})
     write_json(META_FILE, meta)
-    write_json(REPORTS / "data.json", {
+    write_json(RECORDS / "data.json", {
         **meta,
         "sizes": {"train": len(train), "test": len(test), "shadow": len(shadow)},
         "train_class_counts": torch.bincount(train.labels, minlength=meta["num_classes"]).tolist(),

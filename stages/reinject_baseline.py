@@ -9,19 +9,18 @@ models/clean.safetensors: the yardstick a defended model's re-injection curve is
 
 from __future__ import annotations
 
-import sys
-
 from backdoorlab.config import load_params
 from backdoorlab.io import write_json
 from backdoorlab.models import load_model
 from backdoorlab.sequela.reinject import Reinjection
 from backdoorlab.sequela_run import build_context, run_attacks
-from backdoorlab.workspace import CLEAN_MODEL, baseline_dir, run_stage
+from backdoorlab.workspace import CLEAN_MODEL, baseline_dir, require_known, run_stage, stage_arguments
 
 
 def main() -> None:
+    attack_name = stage_arguments(__doc__, "attack").attack
     params = load_params()
-    attack_name = sys.argv[1]
+    require_known(params, attack=attack_name)
     attacks = {name: a for name, a in params.sequela.attacks.items() if isinstance(a, Reinjection)}
     ctx = build_context(params, attack_name, params.data.defense_fraction,
                         label=f"reinject baseline {attack_name}", with_shadows=False)

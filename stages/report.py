@@ -1,94 +1,147 @@
-"""Stage `report`: every cell -> reports/summary.json, paper-style tables and figures.
+"""Stage `report`: every cell -> the headline metrics, paper-style tables and figures.
 
-    python stages/report.py
+    python stages/report.py            # the default run's cells -> reports/
+    python stages/report.py --full     # the full matrix (grid.more_defenses too) -> reports/full/
+
+``reports/summary.json`` holds the headline (CA / ASR / DER / collapsed per cell) that
+``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number of every
+cell; the Markdown tables and PNG figures are for reading.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-import pandas as pd
+import argparse
+from pathlib import Path
+from typing import Any
 
 from backdoorlab.config import Params, load_params
-from backdoorlab.io import write_json
+from backdoorlab.io import read_json, write_json, write_text
+from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
 from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
-from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, collect_cells,
-                                           reinject_baselines, sequela_results, undefended_metrics)
-from backdoorlab.reporting.tables import (detail_table, main_table, sequela_table, write_frame,
-                                          write_sequela_table)
-from backdoorlab.workspace import REPORTS, run_stage
+from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, calibration_trials,
+                                           collect_cells, headline, reinject_baselines, sequela_results,
+                                           training_times)
+from backdoorlab.reporting.tables import (calibration_table, defender_table, detail_table, main_table,
+                                          sequela_table, write_frame, write_sequela_table)
+from backdoorlab.workspace import RECORDS, REPORTS, run_stage
 
-TABLES, FIGURES = REPORTS / "tables", REPORTS / "figures"
 
-
-def defense_bars(params: Params, records: dict[str, Record]) -> None:
-    figure, axes = panels(len(params.grid.attacks))
+def defense_bars(params: Params, main: list[str], records: dict[str, Record], figures: Path) -> None:
+    """CA and ASR per main defense; a collapsed cell's bars are hatched and its label says so."""
+    figure, axes = panels(len(params.grid.attacks), width=max(5.0, 0.45 * len(main)))
     for ax, attack in zip(axes, params.grid.attacks):
-        cells = [records[f"{attack}-{d}"] for d in params.grid.main]
-        grouped_bars(ax, params.grid.main, {"CA": [c["ca"] for c in cells], "ASR": [c["asr"] for c in cells]},
-                     "fraction")
+        cells = [records[f"{attack}-{d}"] for d in main]
+        labels = [f"{d} (collapsed)" if c["collapsed"] else d for d, c in zip(main, cells)]
+        grouped_bars(ax, labels, {"CA": [c["ca"] for c in cells], "ASR": [c["asr"] for c in cells]}, "fraction")
+        for container in ax.containers:
+            for bar, cell in zip(container, cells):
+                if cell["collapsed"]:
+                    bar.set_hatch("///")
         ax.set_ylim(0, 1.05)
         ax.set_title(attack)
-    save(figure, FIGURES / "defenses_ca_asr.png")
+    save(figure, figures / "defenses_ca_asr.png")
 
 
-def sequela_report(params: Params, sequela: SequelaResults, baselines: dict[str, dict[str, float]]) -> None:
+def sequela_report(params: Params, main: list[str], sequela: SequelaResults,
+                   baselines: dict[str, dict[str, float]], tables: Path, figures: Path) -> None:
     """Per attack a table (Markdown and CSV) of every sequela metric; the sequela figures."""
-    attacks, main = params.grid.attacks, params.grid.main
+    attacks = params.grid.attacks
     for attack in attacks:
-        write_sequela_table(sequela_table(sequela[attack], main, baselines[attack]), TABLES / f"sequela_{attack}",
+        write_sequela_table(sequela_table(sequela[attack], main, baselines[attack]), tables / f"sequela_{attack}",
                             f"Backdoor sequela, {attack}")
-    mia_auc_figure(FIGURES / "sequela_mia_auc.png", attacks, main, sequela)
-    robust_accuracy_figures(FIGURES, attacks, main, sequela)
-    reinjection_figures(FIGURES, attacks, main, sequela, baselines)
+    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela)
+    robust_accuracy_figures(figures, attacks, main, sequela)
+    reinjection_figures(figures, attacks, main, sequela, baselines)
 
 
-def tradeoff_figure(params: Params, records: dict[str, Record]) -> None:
-    """CA and ASR of every instance of the trade-off method vs one of its params, per clean fraction."""
-    method, knob = params.report.tradeoff_method, params.report.tradeoff_param
-    instances = [d for d in params.grid.defenses if params.defenses[d].method == method]
-    if not instances:
-        return
-    panels_data = []
-    for attack in params.grid.attacks:
-        by_fraction: dict[float, list[tuple[float, Record]]] = defaultdict(list)
-        for d in instances:
-            x = getattr(params.defenses[d].defense.config, knob)
-            by_fraction[params.clean_fraction(d)].append((x, records[f"{attack}-{d}"]))
-        panel = {}
-        for fraction, points in sorted(by_fraction.items()):
-            points.sort(key=lambda p: p[0])
-            xs = [p[0] for p in points]
-            panel[f"CA, {fraction:.0%} clean"] = (xs, [p[1]["ca"] for p in points])
-            panel[f"ASR, {fraction:.0%} clean"] = (xs, [p[1]["asr"] for p in points])
-        panels_data.append(panel)
-    line_panels(FIGURES / f"tradeoff_{method}_{knob}.png", params.grid.attacks, knob, "fraction",
-                panels_data, log_x=True)
-    rows = {d: {"clean_fraction": params.clean_fraction(d),
-                knob: getattr(params.defenses[d].defense.config, knob),
-                **{f"{a} {m}": round(records[f"{a}-{d}"][m], 4) for a in params.grid.attacks for m in ("ca", "asr")}}
-            for d in instances}
-    frame = pd.DataFrame.from_dict(rows, orient="index").sort_values(["clean_fraction", knob])
-    frame.index.name = "defense"
-    write_frame(frame, TABLES / f"tradeoff_{method}")
+def calibration_figures(params: Params, cells: list[str], trials: dict[str, dict[str, dict[str, Any]]],
+                        records: dict[str, Record], figures: Path) -> None:
+    """Per calibrated instance: the defender's validation accuracy (what chose) and the test CA and
+    ASR (what it would have wanted to know) against the knob, the budget line, the chosen value,
+    and every fixed instance of the same method at its own knob value."""
+    instances = sorted({name for by_attack in trials.values() for name in by_attack})
+    for instance in instances:
+        spec = params.defenses[instance]
+        knob = spec.calibration.knob
+        panels_data, titles = [], []
+        for attack in params.grid.attacks:
+            record = trials[attack][instance]
+            points = sorted((t for t in record["trials"] if not t["diverged"]), key=lambda t: t["value"])
+            xs = [t["value"] for t in points]
+            panel = {"validation acc (defender)": (xs, [t["val_acc"] for t in points]),
+                     "test CA": (xs, [t["ca"] for t in points]), "test ASR": (xs, [t["asr"] for t in points])}
+            before = records[f"{attack}-{instance}"]["val_acc_before"]
+            panel["budget (val acc floor)"] = ([min(xs), max(xs)], [before - record["budget"]] * 2)
+            for fixed in cells:
+                other = params.defenses[fixed]
+                if other.method == spec.method and other.calibration is None:
+                    value = getattr(other.defense.config, knob)
+                    panel[f"{fixed}: test ASR"] = ([value], [records[f"{attack}-{fixed}"]["asr"]])
+            panels_data.append(panel)
+            titles.append(f"{attack}: {instance} chose {knob}={record['chosen']:g}")
+        line_panels(figures / f"calibration_{instance}.png", titles, knob, "fraction", panels_data,
+                    log_x=all(v > 0 for p in panels_data for v in p["test CA"][0]))
+
+
+def index(params: Params, out: Path, full: bool, cells: list[str], trials: dict[str, dict[str, Any]]) -> str:
+    """The run at a glance: what ran, the headline tables, the main figures, links to the rest."""
+    data = read_json(RECORDS / "data.json")
+    sizes = data["sizes"]
+    defender = read_json(RECORDS / "cells" / f"{params.grid.attacks[0]}-none" / "defense.json")
+    facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
+             f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes.",
+             f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
+             f"{params.train.epochs} epochs, {params.train.precision}, seed {params.seed}.",
+             f"Defender: {params.data.defense_fraction:.0%} of the training data, {defender['fit_samples']} images to "
+             f"train on and {defender['validation_samples']} held out for validation; a cell is "
+             f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
+             f"Attacks: {', '.join(params.grid.attacks)}; defense instances: {', '.join(cells)}."]
+    tables = {"CA / ASR (%) per attack and defense": (out / "tables" / "main.md").read_text(),
+              "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
+    figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
+    figures += [(out / "figures" / f"calibration_{name}.png", f"calibration of {name}")
+                for name in sorted({n for by_attack in trials.values() for n in by_attack})]
+    figures += [(REPORTS / "landscape" / f"{attack}.png", f"loss landscape, {attack}") for attack in params.grid.attacks]
+    figures += [(out / "figures" / "sequela_reinjection_reinject.png", "re-injection"),
+                (out / "figures" / "sequela_mia_auc.png", "membership inference")]
+    title = "backdoorlab results: the full matrix" if full else "backdoorlab results: the default run"
+    return write_index(out / "README.md", title=title, facts=facts, tables=tables, figures=figures,
+                       table_dir=out / "tables",
+                       figure_dirs=[out / "figures", REPORTS / "landscape", REPORTS / "triggers"],
+                       raw_params=params.raw)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the full matrix (grid.more_defenses too)")
+    full = parser.parse_args().full
     params = load_params()
-    sequela, baselines = sequela_results(params), reinject_baselines(params)
-    records = collect_cells(params, sequela)
-    write_json(REPORTS / "summary.json", {**records, **baseline_records(params, baselines)})
-    write_json(REPORTS / "undefended.json", undefended_metrics(params))
+    out = REPORTS / "full" if full else REPORTS
+    tables, figures = out / "tables", out / "figures"
+    cells, main = params.grid.cells(full), params.grid.main_cells(full)
+    sequela, baselines = sequela_results(params, full), reinject_baselines(params)
+    records = collect_cells(params, sequela, full)
+    trained = training_times(params)
+    for record in records.values():  # the cost argument: a defense's time against the training's
+        record["cost_vs_training"] = record["seconds"] / trained[record["attack"]]
+    write_json(out / "summary.json", headline(params, records, full))
 
-    write_frame(main_table(records, params.grid.attacks, params.grid.main), TABLES / "main")
+    write_frame(main_table(records, params.grid.attacks, main), tables / "main")
+    write_frame(defender_table(records, params.grid.attacks, main), tables / "defender")
     notes = sorted({k for r in records.values() for k in r if k.startswith("note.")})
-    write_frame(detail_table(records, notes), TABLES / "cells")
+    sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta."))})
+    write_frame(detail_table({**records, **baseline_records(params, baselines)}, [*notes, *sequela_keys]),
+                tables / "cells")
+    trials = calibration_trials(params, full)
+    if any(trials.values()):
+        write_frame(calibration_table(trials), tables / "calibration")
+        calibration_figures(params, cells, trials, records, figures)
 
-    defense_bars(params, records)
-    sequela_report(params, sequela, baselines)
-    tradeoff_figure(params, records)
-    print(f"report: {len(records)} cells -> {REPORTS}/summary.json, {TABLES}/, {FIGURES}/")
+    defense_bars(params, main, records, figures)
+    sequela_report(params, main, sequela, baselines, tables, figures)
+    write_text(out / "README.md", index(params, out, full, cells, trials))
+    print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from backdoorlab.models import save_model
 from backdoorlab.settings import require
 from backdoorlab.training.loop import predict_logits
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import REPORTS, SHADOW_SPLITS, load_splits, model_spec, run_stage, shadow_model_file
+from backdoorlab.workspace import (RECORDS, SHADOW_SPLITS, load_splits, model_spec, run_stage, shadow_model_file,
+                                   stage_arguments)
 
 
 def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -29,6 +30,7 @@ def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def main() -> None:
+    stage_arguments(__doc__)
     params = load_params()
     settings = params.sequela.shadow
     device = params.torch_device()
@@ -58,7 +60,7 @@ def main() -> None:
     save_tensors(SHADOW_SPLITS, {"members": torch.stack(members), "non_members": torch.stack(non_members),
                                  "member_logits": torch.stack(member_logits),
                                  "non_member_logits": torch.stack(non_member_logits)})
-    write_json(REPORTS / "shadow.json", {"images_per_model": half, "models": stats})
+    write_json(RECORDS / "shadow.json", {"images_per_model": half, "models": stats})
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
     python stages/train.py <attack>
 
-Writes the model (safetensors), per-epoch curves (loss, CA, ASR; a `dvc plots` TSV) and the
-undefended model's metrics, which every defense cell of this attack is compared against.
+Writes the model (safetensors), per-epoch curves (loss, CA, ASR; a `dvc plots` TSV), the
+undefended model's metrics, which every defense cell of this attack is compared against (and so
+hold only what the computation determines), and, apart, the wall time and throughput.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 from backdoorlab.config import derive_seed, generator_for, load_params
@@ -17,13 +17,14 @@ from backdoorlab.metrics import backdoor_metrics
 from backdoorlab.models import save_model
 from backdoorlab.progress import Progress
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, run_stage,
-                                   train_report_dir)
+from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, require_known,
+                                   run_stage, stage_arguments, train_report_dir)
 
 
 def main() -> None:
+    name = stage_arguments(__doc__, "attack").attack
     params = load_params()
-    name = sys.argv[1]
+    require_known(params, attack=name)
     attack = params.attacks[name]
     device = params.torch_device()
     splits = load_splits()
@@ -48,8 +49,9 @@ def main() -> None:
     save_model(model, model_file(name, "backdoored"))
     folder = train_report_dir(name)
     write_table(REPORTS / "curves" / f"{name}.tsv", curves, delimiter="\t")
-    write_json(folder / "metrics.json", {
-        **final, "seconds": seconds, "epochs": cfg.epochs,
+    write_json(folder / "metrics.json", final)
+    write_json(folder / "timing.json", {
+        "seconds": seconds, "epochs": cfg.epochs,
         "images_per_second": cfg.epochs * len(poisoned.train) / max(seconds, 1e-9),
     })
 

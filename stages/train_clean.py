@@ -15,10 +15,11 @@ from backdoorlab.io import write_json
 from backdoorlab.models import save_model
 from backdoorlab.training.loop import accuracy
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import CLEAN_MODEL, REPORTS, load_splits, model_spec, run_stage
+from backdoorlab.workspace import CLEAN_MODEL, RECORDS, load_splits, model_spec, run_stage, stage_arguments
 
 
 def main() -> None:
+    stage_arguments(__doc__)
     params = load_params()
     device = params.torch_device()
     splits = load_splits()
@@ -29,7 +30,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     save_model(model, CLEAN_MODEL)
     ca = accuracy(model, splits.test, device)
-    write_json(REPORTS / "baseline" / "clean_model.json", {"ca": ca, "seconds": seconds, "epochs": params.train.epochs})
+    write_json(RECORDS / "baseline" / "clean_model.json", {"ca": ca, "seconds": seconds, "epochs": params.train.epochs})
     print(f"train clean: CA {ca:.3f} ({seconds:.1f} s)")
 
 

@@ -34,7 +34,8 @@ class Planted:
     attack: Attack
     train: ImageSet  # poisoned training set the model was trained on
     poison_indices: torch.Tensor
-    clean: ImageSet  # the defender's clean subset (disjoint from test)
+    clean: ImageSet  # the defender's clean subset to train on (disjoint from test)
+    validation: ImageSet  # the defender's held-out clean data (disjoint from clean and test)
     test: ImageSet
     triggered: ImageSet
     before: dict[str, float]
@@ -49,7 +50,7 @@ class Planted:
         return backdoor_metrics(model, self.test, self.triggered, self.attack.target, CPU)
 
     def context(self, seed: int = 0) -> DefenseContext:
-        return DefenseContext(clean=self.clean, spec=self.spec, device=CPU,
+        return DefenseContext(clean=self.clean, validation=self.validation, spec=self.spec, device=CPU,
                               generator=torch.Generator().manual_seed(seed),
                               augment=AugmentConfig(crop_padding=2, hflip=True), label="test")
 
@@ -76,10 +77,12 @@ def planted() -> Planted:
         on_epoch=lambda epoch, loss: None)
     clean_positions = torch.ones(len(train), dtype=torch.bool)
     clean_positions[poisoned.poison_indices] = False
-    clean = train.subset(torch.nonzero(clean_positions).flatten()[:400])  # 10% of train, clean
+    clean_indices = torch.nonzero(clean_positions).flatten()
+    clean = train.subset(clean_indices[:400])  # 10% of train, clean
+    validation = train.subset(clean_indices[400:500])
     triggered = attack.triggered_test(test)
     planted = Planted(spec, copy.deepcopy(model.state_dict()), attack, poisoned.train,
-                      poisoned.poison_indices, clean, test, triggered, {})
+                      poisoned.poison_indices, clean, validation, test, triggered, {})
     planted.before = planted.metrics(model)
     assert planted.before["asr"] > 0.9 and planted.before["ca"] > 0.75, planted.before
     return planted

@@ -35,5 +35,5 @@ def test_tap_records_named_outputs_and_removes_its_hooks(planted):
 
 
 def test_nad_removes_the_backdoor(planted):
-    _, after = defend(planted, "nad", teacher_epochs=6, epochs=6, batch_size=64, lr=0.05, beta=500.0)
+    _, after = defend(planted, "nad", teacher_epochs=6, epochs=6, batch_size=64, lr=0.05, beta=1400.0)
     assert_removed(planted, after, max_ca_drop=0.2)

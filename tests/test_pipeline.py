@@ -1,6 +1,8 @@
 """The DVC pipeline end to end on the tiny profile, in a temporary copy of the repository:
 a cold `dvc repro` builds every cell, a second does nothing, `dvc exp run -S defenses.sft.*`
-re-runs only the sft cells and what depends on them, and the same seed gives the same metrics."""
+re-runs only the sft cells and what depends on them, reverting the change restores every stage
+from DVC's run-cache without running one, the same seed gives the same metrics, and a defense
+that wrecks the model is flagged as collapsed in the records and the tables."""
 
 from __future__ import annotations
 
@@ -52,16 +54,25 @@ def summary(repo: Path) -> dict:
 
 
 def test_cold_repro_builds_every_cell_and_the_report(repo):
-    cells = summary(repo)
-    attacks = TINY["grid"]["attacks"]
-    expected = {f"{a}-{d}" for a in attacks for d in TINY["grid"]["defenses"]}
-    assert set(cells) == expected | {f"{a}-clean_model" for a in attacks}  # + re-injection baselines
-    cells = {name: cells[name] for name in expected}
-    for name, cell in cells.items():
-        assert 0 <= cell["ca"] <= 1 and 0 <= cell["asr"] <= 1, name
-    for table in ("main.md", "main.csv", "cells.csv"):
+    headline = summary(repo)  # {attack: {defense: {ca, asr, der, collapsed}}}
+    assert set(headline) == set(TINY["grid"]["attacks"])
+    for attack, cells in headline.items():
+        assert set(cells) == set(TINY["grid"]["defenses"])
+        for name, cell in cells.items():
+            assert set(cell) == {"ca", "asr", "der", "collapsed"}, name
+            assert 0 <= cell["ca"] <= 1 and 0 <= cell["asr"] <= 1, name
+    for table in ("main.md", "main.csv", "cells.csv", "calibration.md"):
         assert (repo / "reports" / "tables" / table).stat().st_size > 0
-    assert (repo / "reports" / "figures" / "defenses_ca_asr.png").read_bytes()[:4] == b"\x89PNG"
+    for figure in ("defenses_ca_asr.png", "calibration_ft_cal.png"):
+        assert (repo / "reports" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_cell_reports_the_defenders_validation_accuracy(repo):
+    record = json.loads((repo / "reports/records/cells/badnets-ft_cal/defense.json").read_text())
+    assert 0 < record["val_acc_before"] <= 1 and 0 <= record["val_acc"] <= 1
+    calibration = record["calibration"]
+    assert calibration["knob"] == "lr" and calibration["chosen"] in (0.001, 0.01, 0.1)
+    assert all({"value", "val_acc", "diverged", "ca", "asr"} <= set(t) for t in calibration["trials"])
 
 
 def test_second_repro_does_nothing(repo):
@@ -79,16 +90,51 @@ def test_changing_an_sft_param_reruns_only_the_sft_cells(repo):
     assert {f"defend@{a}-sft" for a in attacks} | {f"sequela@{a}-sft" for a in attacks} | {"report"} <= ran
 
 
+def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
+    output = run([str(BIN / "dvc"), "repro", "full/dvc.yaml"], repo)
+    more = set(TINY["grid"]["more_defenses"])
+    assert stages_run(output) == ({f"full/dvc.yaml:{stage}@{a}-{d}" for stage in ("defend", "sequela")
+                                   for a in TINY["grid"]["attacks"] for d in more} | {"full/dvc.yaml:report"})
+    full = json.loads((repo / "reports" / "full" / "summary.json").read_text())
+    assert all(set(cells) == set(TINY["grid"]["defenses"]) | more for cells in full.values())
+    assert set(summary(repo)["badnets"]) == set(TINY["grid"]["defenses"])  # the default report is untouched
+
+
+def test_reverting_a_param_restores_every_stage_from_the_run_cache(repo):
+    """After the sft experiment above, the original params: DVC restores each stage it re-ran
+    from the run-cache ("is cached - skipping run") and executes no stage command."""
+    run(["git", "checkout", "params.yaml"], repo)
+    output = run([str(BIN / "dvc"), "repro"], repo)
+    assert stages_run(output) == set(), output
+    assert "is cached - skipping run" in output
+
+
 def test_same_seed_gives_identical_metrics(repo):
     """Re-running a training and a defense stage by hand reproduces their metrics exactly.
     (Last: it rewrites outputs, with new wall times, that other stages depend on.)"""
-    files = [repo / "reports" / "train" / "badnets" / "metrics.json",
-             repo / "reports" / "cells" / "badnets-sft" / "defense.json"]
-    before = [json.loads(f.read_text()) for f in files]
+    train_metrics = repo / "reports/records/train/badnets/metrics.json"
+    cell = repo / "reports/records/cells/badnets-sft/defense.json"
+    before = [train_metrics.read_bytes(), json.loads(cell.read_text())]
     run([sys.executable, "stages/train.py", "badnets"], repo)
     run([sys.executable, "stages/defend.py", "badnets", "sft"], repo)
-    after = [json.loads(f.read_text()) for f in files]
-    for old, new in zip(before, after):
-        for key in ("seconds", "images_per_second"):
-            old.pop(key, None), new.pop(key, None)
-        assert old == new
+    after = [train_metrics.read_bytes(), json.loads(cell.read_text())]
+    assert before[0] == after[0]  # byte-identical: defense cells depend on this file
+    before[1].pop("seconds"), after[1].pop("seconds")
+    assert before[1] == after[1]
+
+
+def test_a_defense_that_wrecks_the_model_is_flagged_not_hidden(repo):
+    """Fine-tuning at an absurd LR sends the model to chance: ASR 0, which a table of CA / ASR
+    alone would show as "backdoor removed". The cell must say collapsed, everywhere."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["defenses"]["ft"]["lr"] = 2.0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run([sys.executable, "stages/defend.py", "badnets", "ft"], repo)
+    run([sys.executable, "stages/report.py"], repo)
+    record = json.loads((repo / "reports/records/cells/badnets-ft/defense.json").read_text())
+    assert record["collapsed"] and record["val_retained"] < 0.5, record
+    assert summary(repo)["badnets"]["ft"]["collapsed"] is True
+    main_row = next(line for line in (repo / "reports/tables/main.md").read_text().splitlines()
+                    if line.startswith("| badnets"))
+    ft_column = TINY["grid"]["main"].index("ft") + 2  # a leading empty field and the row label
+    assert main_row.split("|")[ft_column].strip().endswith("(collapsed)"), main_row

@@ -49,6 +49,7 @@ def test_paper_profile_stages_run_at_tiny_size(tmp_path):
         result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
                                 cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
-    cell = json.loads((tmp_path / "reports/cells/badnets-sft/defense.json").read_text())
-    assert cell["clean_samples"] == 6 and 0 <= cell["asr"] <= 1  # 5% of 120 train images
+    cell = json.loads((tmp_path / "reports/records/cells/badnets-sft/defense.json").read_text())
+    # 5% of 120 train images = 6, of which 20% (rounded up) held out for validation
+    assert (cell["fit_samples"], cell["validation_samples"]) == (4, 2) and 0 <= cell["asr"] <= 1
     assert (tmp_path / "models/badnets/sft.safetensors").stat().st_size > 100_000  # a ResNet-18

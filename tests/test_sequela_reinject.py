@@ -25,7 +25,7 @@ def test_reinjection_plants_a_backdoor_in_a_clean_model(planted, clean_model):
     assert before["asr"] < 0.2 and before["ca"] > 0.7, before  # no backdoor to start with
     reference = copy.deepcopy(clean_model.state_dict())
     a = planted.test.subset(torch.arange(10))
-    results = sequela_attack("reinject", poisons=[5, 150], epochs=4, lr=0.05).run(clean_model,
+    results = sequela_attack("reinject", poisons=[5, 150], epochs=6, lr=0.05).run(clean_model,
                                                                                   context(planted, a, a, a, a))
     assert results["asr@150"] > 0.8, results
     assert results["asr@150"] > results["asr@5"] + 0.3, results

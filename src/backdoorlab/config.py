@@ -8,7 +8,7 @@ their modules declare, so the checks live next to the knobs.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -36,6 +36,9 @@ class DataSettings:
     test_size: int = 2000
     shadow_size: int = 2000  # the membership-inference attacker's own data, disjoint from the rest
     defense_fraction: float = 0.05
+    # Share of the defender's clean data held out from every defense: the defender's own
+    # validation set (utility checks, calibration, Fine-Pruning's stopping rule).
+    validation_fraction: float = 0.2
 
     def check(self, key: str) -> None:
         check_non_negative(self, key, "test_size", "shadow_size")
@@ -43,21 +46,38 @@ class DataSettings:
             require(self.pool_size > 0, f"{key}.pool_size", f"must be > 0, got {self.pool_size}")
         require(0 < self.defense_fraction <= 1, f"{key}.defense_fraction",
                 f"must be in (0, 1], got {self.defense_fraction}")
+        require(0 < self.validation_fraction < 1, f"{key}.validation_fraction",
+                f"must be in (0, 1), got {self.validation_fraction}")
+
+
+@dataclass(frozen=True)
+class UtilitySettings:
+    """How a cell's cost in clean accuracy is judged, from the defender's validation data only."""
+
+    # A cell is flagged "collapsed" when its validation accuracy keeps less than this share of the
+    # undefended model's accuracy above chance: (acc_after - chance) / (acc_before - chance).
+    collapse_floor: float = 0.5
+
+    def check(self, key: str) -> None:
+        require(0 <= self.collapse_floor <= 1, f"{key}.collapse_floor",
+                f"must be in [0, 1], got {self.collapse_floor}")
 
 
 @dataclass(frozen=True)
 class GridSettings:
     attacks: list[str]
-    defenses: list[str]  # every defense instance to run against every attack
+    defenses: list[str]  # the default run: every defense instance run against every attack
     main: list[str]  # the subset in the main table and probed by the sequela attacks
+    # The full matrix only (full/dvc.yaml): more cells, each in the tables and probed by the sequela.
+    more_defenses: list[str] = field(default_factory=list)
 
+    def cells(self, full: bool) -> list[str]:
+        """The defense instances of the default run, or of the full matrix."""
+        return self.defenses + self.more_defenses if full else list(self.defenses)
 
-@dataclass(frozen=True)
-class ReportSettings:
-    # The trade-off figure: defense instances of this method, x-axis = this param, one line per
-    # clean-data fraction.
-    tradeoff_method: str = "sft"
-    tradeoff_param: str = "peak_lr_1"
+    def main_cells(self, full: bool) -> list[str]:
+        """Those in the main table and probed by the sequela attacks."""
+        return self.main + self.more_defenses if full else list(self.main)
 
 
 @dataclass(frozen=True)
@@ -73,9 +93,9 @@ class Params:
     attacks: dict[str, Attack]
     defenses: dict[str, DefenseSpec]
     grid: GridSettings
+    utility: UtilitySettings
     sequela: SequelaSettings
     landscape: LandscapeSettings
-    report: ReportSettings
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -129,10 +149,13 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     grid = parse_section(GridSettings, _section(raw, "grid"), "grid")
     for i, name in enumerate(grid.attacks):
         require(name in attacks, f"grid.attacks[{i}]", f"unknown attack {name!r} (defined: {', '.join(attacks)})")
-    for field_name in ("defenses", "main"):
+    for field_name in ("defenses", "main", "more_defenses"):
         for i, name in enumerate(getattr(grid, field_name)):
             require(name in defenses, f"grid.{field_name}[{i}]",
                     f"unknown defense {name!r} (defined: {', '.join(defenses)})")
+    for i, name in enumerate(grid.more_defenses):
+        require(name not in grid.defenses, f"grid.more_defenses[{i}]",
+                f"{name!r} is already in grid.defenses (a cell runs in one of the two grids)")
     for i, name in enumerate(grid.main):
         require(name in grid.defenses, f"grid.main[{i}]", f"{name!r} is not in grid.defenses")
     require("none" in grid.main and defenses["none"].method == "none", "grid.main",
@@ -145,8 +168,9 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     return Params(raw=raw, seed=seed, device=device, data=data, dataset=dataset,
                   model_arch=model_raw["arch"], model_params=model_raw, train=train,
                   attacks=attacks, defenses=defenses, grid=grid,
+                  utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),
                   sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
-                  landscape=landscape, report=parse_section(ReportSettings, raw.get("report"), "report"))
+                  landscape=landscape)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

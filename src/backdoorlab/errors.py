@@ -1,4 +1,4 @@
-"""The two error kinds a user can cause, so entry points can report them in one line."""
+"""The error kinds a user can cause, so entry points can report them in one line."""
 
 
 class ConfigError(ValueError):
@@ -7,3 +7,10 @@ class ConfigError(ValueError):
 
 class DataError(RuntimeError):
     """An input file is missing, corrupt or unreachable; the message names the file."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite: the recipe (usually its learning rate) is unstable here.
+
+    Raised instead of carrying on, so no model trained into NaN weights is ever saved or reported;
+    the message names what was being trained, the step and the learning rate."""

@@ -30,3 +30,15 @@ def defense_effectiveness_rating(before: dict[str, float], after: dict[str, floa
     asr_drop = max(0.0, before["asr"] - after["asr"])
     ca_drop = max(0.0, before["ca"] - after["ca"])
     return (asr_drop - ca_drop + 1.0) / 2.0
+
+
+def retained_accuracy(before: float, after: float, num_classes: int) -> float:
+    """Share of the accuracy above chance that a model kept: (after - chance) / (before - chance).
+
+    1.0 = no loss, 0.0 = down to guessing. Above-chance accuracy, not raw accuracy, so that the
+    same floor means the same thing for 10 classes and for 43. A model that was at or below
+    chance before has nothing to lose (1.0)."""
+    chance = 1.0 / num_classes
+    if before <= chance:
+        return 1.0
+    return (after - chance) / (before - chance)

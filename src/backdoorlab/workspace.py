@@ -8,11 +8,13 @@ One place for the file layout, so the DVC stages (dvc.yaml) and the library agre
     models/<attack>/<defense>.safetensors  (``backdoored`` for the undefended model)
     models/clean.safetensors           a model trained without poison (re-injection baseline)
     models/shadow/                     the membership attacker's shadow models and their splits
-    reports/...                        small JSON/TSV/Markdown/PNG outputs, committed to git
+    reports/records/                   each stage's raw JSON record (DVC-cached, not in git)
+    reports/...                        everything else: tables, figures, summary, committed to git
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ import torch
 
 from backdoorlab.config import Params
 from backdoorlab.data.base import ImageSet
-from backdoorlab.errors import ConfigError, DataError
+from backdoorlab.errors import ConfigError, DataError, TrainingDiverged
 from backdoorlab.io import load_tensors, read_json
 from backdoorlab.models.base import ModelSpec
 
@@ -31,6 +33,7 @@ PREPARED = Path("data/prepared")
 SPLITS_FILE = PREPARED / "splits.safetensors"
 META_FILE = PREPARED / "meta.json"
 REPORTS = Path("reports")
+RECORDS = REPORTS / "records"
 CLEAN_MODEL = Path("models/clean.safetensors")
 SHADOW_DIR = Path("models/shadow")
 SHADOW_SPLITS = SHADOW_DIR / "membership.safetensors"
@@ -51,15 +54,25 @@ def shadow_model_file(index: int) -> Path:
 
 def baseline_dir(attack: str) -> Path:
     """The clean model's re-injection numbers for one attack's trigger."""
-    return REPORTS / "baseline" / attack
+    return RECORDS / "baseline" / attack
 
 
 def train_report_dir(attack: str) -> Path:
-    return REPORTS / "train" / attack
+    """The backdoored model's metrics (a dependency of every defense cell: no wall times in it),
+    its training time, and the poisoning facts."""
+    return RECORDS / "train" / attack
 
 
-def cell_dir(attack: str, defense: str) -> Path:
-    return REPORTS / "cells" / f"{attack}-{defense}"
+def cell_dir(params: Params, attack: str, defense: str) -> Path:
+    """A cell's records. The full matrix's extra cells (``grid.more_defenses``) keep theirs in
+    ``cells_more``, so the default report, which depends on the ``cells`` folder, never pulls
+    them into `dvc repro`."""
+    group = "cells_more" if defense in params.grid.more_defenses else "cells"
+    return RECORDS / group / f"{attack}-{defense}"
+
+
+def trigger_preview_file(attack: str) -> Path:
+    return REPORTS / "triggers" / f"{attack}.png"
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,29 @@ class Splits:
     defense_order: torch.Tensor  # positions in ``train``; a defender holding k samples has the first k
 
     def defense_subset(self, fraction: float) -> ImageSet:
+        """All the clean data a defender holding ``fraction`` of the training set has."""
         count = max(1, math.ceil(fraction * len(self.train)))
         return self.train.subset(self.defense_order[:count])
+
+    def defender(self, fraction: float, validation_fraction: float) -> "DefenderData":
+        """The defender's data split into a part to train on and a held-out validation part.
+
+        The validation part is the first ``ceil(validation_fraction * k)`` of the defender's k
+        samples in the seeded defender order (so a larger defender's validation set contains a
+        smaller one's); the two parts never overlap."""
+        positions = self.defense_order[:max(1, math.ceil(fraction * len(self.train)))]
+        held_out = math.ceil(validation_fraction * len(positions))
+        if held_out < 1 or held_out >= len(positions):
+            raise ConfigError(f"data.validation_fraction: {validation_fraction} of the defender's "
+                              f"{len(positions)} images leaves an empty training or validation part")
+        return DefenderData(fit=self.train.subset(positions[held_out:]),
+                            validation=self.train.subset(positions[:held_out]))
+
+
+@dataclass(frozen=True)
+class DefenderData:
+    fit: ImageSet  # what a defense trains on
+    validation: ImageSet  # held out: the defender's own measure of clean accuracy
 
 
 def load_splits() -> Splits:
@@ -106,10 +140,32 @@ def load_poisoned(attack: str) -> PoisonedData:
                         ImageSet.from_tensors(test, "test"))
 
 
+def stage_arguments(doc: str | None, *names: str) -> argparse.Namespace:
+    """Parse a stage's positional arguments (``attack``, ``defense``) with a usage line, and
+    check each against params.yaml's sections, so a wrong or missing one is one line and exit 2."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    for name in names:
+        parser.add_argument(name, help=f"a name under params.yaml's `{name}s` section")
+    return parser.parse_args()
+
+
+def require_known(params: Params, attack: str | None = None, defense: str | None = None) -> None:
+    """One-line errors for a stage asked to run an attack or defense params.yaml does not define."""
+    if attack is not None and attack not in params.attacks:
+        raise ConfigError(f"attack {attack!r}: not in params.yaml's attacks (defined: {', '.join(params.attacks)})")
+    if defense is not None and defense not in params.defenses:
+        raise ConfigError(f"defense {defense!r}: not in params.yaml's defenses "
+                          f"(defined: {', '.join(params.defenses)})")
+
+
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main; a user error becomes one line on stderr and exit code 2."""
+    """Run a stage's main; a user error becomes one line on stderr and exit code 2, a diverged
+    training one line and exit code 1."""
     try:
         main()
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength
 from backdoorlab.defenses.pruning import ZeroedChannels
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import to_float
@@ -59,6 +59,9 @@ def perturbed_loss(model: nn.Module, gates: list[NeuronGate], x: torch.Tensor, y
 
 @DEFENSES.register("anp")
 class AdversarialNeuronPruning(Defense):
+    # A higher threshold prunes more neurons.
+    strength = Strength("threshold", (0.05, 0.1, 0.2, 0.3, 0.5))
+
     @dataclass(frozen=True)
     class Config:
         eps: float = 0.4  # bound of the multiplicative neuron perturbation

@@ -2,16 +2,19 @@
 
 A params.yaml entry under ``defenses`` is a *named instance* of a method: ``method`` picks the
 class, ``clean_fraction`` (optional) overrides how much clean training data this defender holds
-(``data.defense_fraction`` otherwise), and every other key is the method's own ``Config``. So an
-ablation (``sft`` and ``sft_peak2``, both ``method: sft``) is just one more entry.
+(``data.defense_fraction`` otherwise), ``calibrate`` (optional) makes it a *calibrated* instance
+(see :mod:`backdoorlab.defenses.calibration`), and every other key is the method's own ``Config``.
+So an ablation (``sft`` and ``sft_peak2``, both ``method: sft``) is just one more entry.
 
-A defense never sees triggered data, poison indices or test labels: only ``DefenseContext``.
+A defense never sees triggered data, poison indices, the target or test data: only
+``DefenseContext``, whose clean data are split into a part to train on (``clean``) and a held-out
+part (``validation``) on which the defender may measure what its defense costs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -19,7 +22,6 @@ from torch import nn
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec, build_model
 from backdoorlab.registry import Registry
-from backdoorlab.settings import parse_section, require
 from backdoorlab.training.augment import AugmentConfig
 from backdoorlab.training.loop import LossFn, StepFn, cross_entropy, fit, sgd, steps_per_epoch
 from backdoorlab.training.schedules import cosine
@@ -28,9 +30,14 @@ from backdoorlab.training.optim import Optimizer
 
 @dataclass
 class DefenseContext:
-    """What a defender has: clean data, the model's blueprint, compute, and a seeded generator."""
+    """What a defender has: clean data, the model's blueprint, compute, and a seeded generator.
+
+    ``clean`` is what the defense trains on; ``validation`` is the defender's held-out clean data
+    (disjoint from ``clean``), for choices a defense makes by clean accuracy (Fine-Pruning's
+    stopping point, calibration) and for the stage's utility check."""
 
     clean: ImageSet
+    validation: ImageSet
     spec: ModelSpec
     device: torch.device
     generator: torch.Generator
@@ -49,10 +56,22 @@ class DefenseOutcome:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Strength:
+    """The knob that trades backdoor removal against clean accuracy, with a default grid of its
+    values ordered **weakest first** (for D3's ``lam`` that is descending: a smaller weight on
+    the clean loss pushes harder). Calibration searches this grid."""
+
+    knob: str
+    grid: Sequence[float]
+
+
 class Defense:
-    """Base class. Subclasses define a ``Config`` dataclass and ``apply``."""
+    """Base class. Subclasses define a ``Config`` dataclass and ``apply``, and name their
+    ``strength`` knob (``None`` for a defense with nothing to calibrate)."""
 
     Config: ClassVar[type]
+    strength: ClassVar[Strength | None] = None
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -63,28 +82,6 @@ class Defense:
 
 
 DEFENSES: Registry[Defense] = Registry("defense")
-
-
-@dataclass(frozen=True)
-class DefenseSpec:
-    """A named defense instance from params.yaml."""
-
-    name: str
-    method: str
-    clean_fraction: float | None
-    defense: Defense
-
-
-def build_defense(name: str, section: Mapping[str, Any]) -> DefenseSpec:
-    key = f"defenses.{name}"
-    require(isinstance(section, Mapping) and "method" in section, f"{key}.method", "missing required parameter")
-    cls = DEFENSES.get(section["method"], f"{key}.method")
-    fraction = section.get("clean_fraction")
-    if fraction is not None:
-        require(isinstance(fraction, (int, float)) and 0 < fraction <= 1, f"{key}.clean_fraction",
-                f"must be in (0, 1], got {fraction!r}")
-    config = parse_section(cls.Config, section, key, ignore=("method", "clean_fraction"))
-    return DefenseSpec(name, section["method"], fraction, cls(config))
 
 
 def finetune(model: nn.Module, ctx: DefenseContext, *, epochs: int, batch_size: int, lr: float,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.defenses.weight_anchor import WeightAnchor, uniform_like
 from backdoorlab.models.layers import weighted_layers
 from backdoorlab.settings import check_non_negative, check_positive, require
@@ -63,6 +63,9 @@ def set_batchnorm_eval(model: nn.Module) -> None:
 
 @DEFENSES.register("d3")
 class DistanceDrivenDetoxification(Defense):
+    # A smaller weight on the clean-loss constraint lets the distance grow more.
+    strength = Strength("lam", (20.0, 10.0, 5.0, 2.0, 1.0, 0.5))
+
     @dataclass(frozen=True)
     class Config:
         lam: float = 0.5  # weight of the clean-loss constraint against the distance

@@ -2,8 +2,8 @@
 
 A backdoor often lives in channels of the last convolutional layer that clean inputs barely
 activate. Fine-Pruning ranks those channels by their mean activation on the defender's clean data
-and prunes them, least active first, as long as clean accuracy (on the same clean data: the defender
-has nothing else) stays within ``max_acc_drop`` of the unpruned model and at most ``max_ratio`` of
+and prunes them, least active first, as long as clean accuracy on the defender's held-out
+validation data stays within ``max_acc_drop`` of the unpruned model and at most ``max_ratio`` of
 the channels are gone. Fine-tuning then repairs the clean accuracy, with the pruned channels held
 at zero, and erases what pruning left of the backdoor.
 """
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from backdoorlab.data.base import ImageSet
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.defenses.pruning import LastConv, last_conv
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import accuracy, to_float
@@ -78,6 +78,9 @@ def prune_order_within_budget(model: nn.Module, target: LastConv, order: torch.T
 
 @DEFENSES.register("fp")
 class FinePruning(Defense):
+    # A larger allowed drop prunes more channels.
+    strength = Strength("max_acc_drop", (0.02, 0.05, 0.1, 0.2, 0.3))
+
     @dataclass(frozen=True)
     class Config:
         max_acc_drop: float = 0.10  # stop before clean accuracy falls by more than this
@@ -101,12 +104,12 @@ class FinePruning(Defense):
         order = activation.argsort()  # least active first
         channels = target.conv.out_channels
         count, acc_before, acc_pruned = prune_order_within_budget(
-            model, target, order, ctx.clean, ctx.device, cfg.max_acc_drop, int(cfg.max_ratio * channels))
+            model, target, order, ctx.validation, ctx.device, cfg.max_acc_drop, int(cfg.max_ratio * channels))
         zeroed = target.prune(order[:count])
         finetune(model, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                  momentum=cfg.momentum, weight_decay=cfg.weight_decay, augment=cfg.augment,
                  after_step=zeroed.apply)
         return DefenseOutcome(model, {
             "pruned": count, "pruned_fraction": count / channels,
-            "clean_subset_acc_before": acc_before, "clean_subset_acc_pruned": acc_pruned,
+            "val_acc_unpruned": acc_before, "val_acc_pruned": acc_pruned,
         })

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.defenses.weight_anchor import WeightAnchor, uniform_like
 from backdoorlab.models.layers import module_by_name
 from backdoorlab.settings import check_non_negative, check_positive, require
@@ -25,6 +25,9 @@ from backdoorlab.settings import check_non_negative, check_positive, require
 
 @DEFENSES.register("fst")
 class FeatureShiftTuning(Defense):
+    # A larger penalty shifts the features further.
+    strength = Strength("alpha", (0.01, 0.02, 0.05, 0.1, 0.2))
+
     @dataclass(frozen=True)
     class Config:
         alpha: float = 0.2  # weight of the inner-product penalty (the paper's CIFAR-10 value)

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.settings import check_non_negative, check_positive
 
 
 @DEFENSES.register("ft")
 class FineTuning(Defense):
+    # A larger LR moves the weights further from the backdoored ones.
+    strength = Strength("lr", (0.001, 0.003, 0.01, 0.03, 0.1))
+
     @dataclass(frozen=True)
     class Config:
         epochs: int = 20

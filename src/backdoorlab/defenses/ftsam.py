@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import sgd
 from backdoorlab.training.optim import Optimizer
@@ -84,6 +84,9 @@ class SharpnessAwareStep:
 
 @DEFENSES.register("ftsam")
 class FineTuningSAM(Defense):
+    # A larger radius perturbs (and moves) the large weights more.
+    strength = Strength("rho", (0.5, 1.0, 2.0, 4.0, 8.0))
+
     @dataclass(frozen=True)
     class Config:
         rho: float = 2.0  # FT-SAM's radius (large: ASAM's radius is relative to |w|)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backdoorlab.adversarial import ascent_direction, project
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import steps_per_epoch, to_float
 from backdoorlab.training.optim import Adam
@@ -63,6 +63,9 @@ def implicit_hypergradient(params: Sequence[torch.Tensor], inner: torch.Tensor, 
 
 @DEFENSES.register("ibau")
 class ImplicitBackdoorAdversarialUnlearning(Defense):
+    # A larger perturbation budget unlearns stronger triggers.
+    strength = Strength("eps", (1.0, 2.0, 3.0, 5.0, 8.0))
+
     @dataclass(frozen=True)
     class Config:
         rounds: int = 5

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.models.layers import ActivationTap
 from backdoorlab.settings import check_non_negative, check_positive, require
 
@@ -37,6 +37,9 @@ def attention_distance(student: torch.Tensor, teacher: torch.Tensor, p: float) -
 
 @DEFENSES.register("nad")
 class NeuralAttentionDistillation(Defense):
+    # A larger attention weight distils harder.
+    strength = Strength("beta", (300.0, 1000.0, 3000.0, 5000.0, 10000.0))
+
     @dataclass(frozen=True)
     class Config:
         # Where attention is matched. small_cnn: outputs of the 2nd and 3rd conv blocks (the paper

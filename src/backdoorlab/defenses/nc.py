@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import to_float
 from backdoorlab.training.optim import Adam
@@ -109,6 +109,9 @@ def reverse_engineer(model: nn.Module, ctx: DefenseContext, num_classes: int,
 
 @DEFENSES.register("nc")
 class NeuralCleanse(Defense):
+    # More stamped images unlearn the reversed trigger harder.
+    strength = Strength("unlearn_fraction", (0.05, 0.1, 0.2, 0.4))
+
     @dataclass(frozen=True)
     class Config:
         steps: int = 300  # reverse-engineering steps (all classes at once)

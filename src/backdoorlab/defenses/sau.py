@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backdoorlab.adversarial import Objective, pgd
-from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, finetune
+from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.settings import check_non_negative, check_positive
 from backdoorlab.training.loop import sgd
 from backdoorlab.training.optim import Adam
@@ -54,6 +54,9 @@ def shared_attack_objective(model: nn.Module, original: nn.Module, y: torch.Tens
 
 @DEFENSES.register("sau")
 class SharedAdversarialUnlearning(Defense):
+    # A larger budget finds (and unlearns) more shared adversarial examples.
+    strength = Strength("eps", (0.05, 0.1, 0.2, 0.3, 0.4))
+
     @dataclass(frozen=True)
     class Config:
         norm: Literal["linf", "l2"] = "linf"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from backdoorlab.defenses.base import (DEFENSES, Defense, DefenseContext, DefenseOutcome,
+from backdoorlab.defenses.base import (DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength,
                                        finetune, total_steps)
 from backdoorlab.settings import check_non_negative, check_positive
 from backdoorlab.training.schedules import phases, triangular
@@ -19,13 +19,18 @@ from backdoorlab.training.schedules import phases, triangular
 
 @DEFENSES.register("sft")
 class SuperFineTuning(Defense):
+    # A larger first-phase peak pushes the weights further.
+    strength = Strength("peak_lr_1", (0.25, 0.5, 1.0, 1.5, 2.0, 2.5))
+
     @dataclass(frozen=True)
     class Config:
+        # The paper's own values are unconfirmed; these are the public re-implementation's
+        # (METHODS.md): base 0.03, peak 2.5 for 40 epochs, then peak 0.05 for 60, 10-step ramps.
         base_lr: float = 0.03
-        peak_lr_1: float = 1.0
+        peak_lr_1: float = 2.5
         peak_lr_2: float = 0.05
-        epochs_1: int = 20
-        epochs_2: int = 10
+        epochs_1: int = 40
+        epochs_2: int = 60
         half_cycle_steps: int = 10
         batch_size: int = 128
         momentum: float = 0.0  # the public re-implementation uses plain SGD

@@ -17,9 +17,9 @@ def _metrics_only(raw: dict[str, float]) -> dict[str, float]:
     return {key: value for key, value in raw.items() if not key.endswith(".seconds")}
 
 
-def sequela_results(params: Params) -> SequelaResults:
-    return {attack: {defense: _metrics_only(read_json(cell_dir(attack, defense) / "sequela.json"))
-                     for defense in params.grid.main}
+def sequela_results(params: Params, full: bool) -> SequelaResults:
+    return {attack: {defense: _metrics_only(read_json(cell_dir(params, attack, defense) / "sequela.json"))
+                     for defense in params.grid.main_cells(full)}
             for attack in params.grid.attacks}
 
 
@@ -35,16 +35,21 @@ def is_headline(params: Params, key: str) -> bool:
     return attack is not None and attack.headline(metric)
 
 
-def collect_cells(params: Params, sequela: SequelaResults) -> dict[str, Record]:
+def collect_cells(params: Params, sequela: SequelaResults, full: bool) -> dict[str, Record]:
     """``{"<attack>-<defense>": record}`` with defense metrics and, for main defenses, the headline
     sequela numbers as ``sequela.<metric>`` plus ``delta.<metric>`` = defended - undefended."""
     records: dict[str, Record] = {}
     for attack in params.grid.attacks:
         baseline = sequela[attack]["none"]
-        for defense in params.grid.defenses:
-            cell = read_json(cell_dir(attack, defense) / "defense.json")
+        for defense in params.grid.cells(full):
+            cell = read_json(cell_dir(params, attack, defense) / "defense.json")
             record: Record = {k: cell[k] for k in ("attack", "defense", "method", "clean_fraction",
-                                                    "ca", "asr", "ra", "der", "seconds")}
+                                                    "ca", "asr", "ra", "der", "val_acc_before", "val_acc",
+                                                    "val_retained", "collapsed", "seconds")}
+            calibration = cell.get("calibration")
+            if calibration:
+                record["calibrated"] = f"{calibration['knob']}={calibration['chosen']:g}"
+                record["within_budget"] = calibration["within_budget"]
             for key, value in cell.get("notes", {}).items():
                 record[f"note.{key}"] = value
             for key, value in sequela[attack].get(defense, {}).items():
@@ -62,5 +67,23 @@ def baseline_records(params: Params, baselines: dict[str, dict[str, float]]) -> 
             for attack, values in baselines.items()}
 
 
-def undefended_metrics(params: Params) -> dict[str, Record]:
-    return {attack: read_json(train_report_dir(attack) / "metrics.json") for attack in params.grid.attacks}
+def headline(params: Params, records: dict[str, Record], full: bool) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{attack: {defense: {ca, asr, der, collapsed}}}``: the compact file ``dvc exp show`` and
+    ``dvc metrics diff`` read (columns such as ``badnets.sft.asr``)."""
+    return {attack: {defense: {k: (round(v, 4) if isinstance(v, float) else v)
+                               for k, v in records[f"{attack}-{defense}"].items()
+                               if k in ("ca", "asr", "der", "collapsed")}
+                     for defense in params.grid.cells(full)}
+            for attack in params.grid.attacks}
+
+
+def calibration_trials(params: Params, full: bool) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{attack: {instance: calibration record}}`` for every calibrated instance in the grid."""
+    return {attack: {defense: read_json(cell_dir(params, attack, defense) / "defense.json")["calibration"]
+                     for defense in params.grid.cells(full) if params.defenses[defense].calibration}
+            for attack in params.grid.attacks}
+
+
+def training_times(params: Params) -> dict[str, float]:
+    """Wall time of each backdoored model's training: the yardstick of a defense's cost."""
+    return {attack: read_json(train_report_dir(attack) / "timing.json")["seconds"] for attack in params.grid.attacks}

@@ -21,21 +21,60 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def ca_asr(record: Record) -> str:
+    """``CA / ASR`` in percent, with a visible mark on a cell the defender's check flagged."""
+    text = f"{percent(record['ca'])} / {percent(record['asr'])}"
+    return f"{text} (collapsed)" if record.get("collapsed") else text
+
+
 def main_table(records: dict[str, Record], attacks: Iterable[str], defenses: Iterable[str]) -> pd.DataFrame:
-    """Rows attacks, columns defenses, each cell ``CA / ASR`` in percent."""
+    """Rows attacks, columns defenses, each cell ``CA / ASR`` in percent (``(collapsed)`` marked)."""
     defenses = list(defenses)
-    rows = {attack: {d: f"{percent(records[f'{attack}-{d}']['ca'])} / {percent(records[f'{attack}-{d}']['asr'])}"
-                     for d in defenses} for attack in attacks}
+    rows = {attack: {d: ca_asr(records[f"{attack}-{d}"]) for d in defenses} for attack in attacks}
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=defenses)
     frame.index.name = "attack (CA / ASR %)"
     return frame
 
 
+def defender_table(records: dict[str, Record], attacks: Iterable[str], defenses: Iterable[str]) -> pd.DataFrame:
+    """What the defender saw: validation accuracy before -> after in percent, the calibrated value,
+    and the collapse flag (the main table's twin, from the defender's held-out data only)."""
+    defenses = list(defenses)
+
+    def cell(record: Record) -> str:
+        text = f"{percent(record['val_acc_before'])} -> {percent(record['val_acc'])}"
+        if record.get("calibrated"):
+            text += f" ({record['calibrated']}{'' if record.get('within_budget') else ', over budget'})"
+        return f"{text} (collapsed)" if record.get("collapsed") else text
+
+    rows = {attack: {d: cell(records[f"{attack}-{d}"]) for d in defenses} for attack in attacks}
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=defenses)
+    frame.index.name = "attack (validation acc %)"
+    return frame
+
+
 def detail_table(records: dict[str, Record], keys: Iterable[str]) -> pd.DataFrame:
-    """One row per cell with CA, ASR, RA, DER, wall time and the given extra keys."""
-    columns = ["ca", "asr", "ra", "der", "seconds", *keys]
+    """One row per cell with CA, ASR, RA, DER, the defender's validation accuracy before and after,
+    the collapse flag, the calibrated value, wall time (also as a share of the backdoored model's
+    training time) and the given extra keys."""
+    columns = ["ca", "asr", "ra", "der", "val_acc_before", "val_acc", "val_retained", "collapsed",
+               "calibrated", "within_budget", "seconds", "cost_vs_training", *keys]
     frame = pd.DataFrame([{c: r.get(c) for c in ["attack", "defense", *columns]} for r in records.values()])
     return frame.set_index(["attack", "defense"]).round(4)
+
+
+def calibration_table(trials: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """One row per (attack, calibrated instance, value run): the defender's validation accuracy
+    (what chose), and the test CA / ASR (for the reader only), with the chosen value marked."""
+    rows = []
+    for attack, instances in trials.items():
+        for instance, record in instances.items():
+            for trial in sorted(record["trials"], key=lambda t: t["value"]):
+                rows.append({"attack": attack, "defense": instance, "knob": record["knob"], "value": trial["value"],
+                             "val_acc": trial["val_acc"], "test ca": trial["ca"], "test asr": trial["asr"],
+                             "chosen": "yes" if trial["value"] == record["chosen"] else "",
+                             "budget": record["budget"]})
+    return pd.DataFrame(rows).set_index(["attack", "defense"]).round(4) if rows else pd.DataFrame()
 
 
 def metric_order(key: str) -> tuple[str, str, float]:

@@ -4,11 +4,14 @@
 schedule, an optional custom loss (defenses add terms to cross-entropy) and an optional hook after
 each step (D3 projects weights back onto a sphere there); an update that is more than one
 gradient step (SAM's two passes) replaces the default with ``step_fn``. bf16 autocast is available
-for speed on CPUs with AMX and on GPUs; fp32 is the default for exact reproducibility.
+for speed on CPUs with AMX and on GPUs; fp32 is the default for exact reproducibility. A NaN or
+infinite loss stops training at once with :class:`TrainingDiverged` (one line naming the run, the
+step and the LR) rather than saving a model full of NaNs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backdoorlab.data.base import ImageSet
+from backdoorlab.errors import TrainingDiverged
 from backdoorlab.progress import Progress
 from backdoorlab.settings import check_non_negative, check_positive
 from backdoorlab.training.augment import AugmentConfig, augment_batch
@@ -40,9 +44,10 @@ class OptimConfig:
     weight_decay: float = 5e-4
     precision: Literal["fp32", "bf16"] = "fp32"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    warmup_steps: int = 0  # linear LR warm-up before the cosine schedule (0: none)
 
     def check(self, key: str) -> None:
-        check_non_negative(self, key, "epochs", "momentum", "weight_decay")
+        check_non_negative(self, key, "epochs", "momentum", "weight_decay", "warmup_steps")
         check_positive(self, key, "batch_size", "lr")
 
 
@@ -95,9 +100,13 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"{label}: loss became {value} at epoch {epoch}, step {step + 1} "
+                                       f"(LR {optimizer.param_groups[0]['lr']:.4g}); lower the learning rate")
             if after_step is not None:
                 after_step()
-            total += loss.item()
+            total += value
             step += 1
             progress.batch(epoch, epochs, b + 1, batches)
         mean_loss = total / batches

@@ -13,6 +13,17 @@ def cosine(lr: float, total_steps: int) -> Schedule:
     return lambda step: 0.5 * lr * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
+def with_warmup(schedule: Schedule, warmup_steps: int) -> Schedule:
+    """Scale ``schedule`` by a linear ramp over the first ``warmup_steps`` steps.
+
+    A large initial LR on a freshly initialised network can blow the first epoch up (loss above
+    ln(classes) and a model that never recovers); ramping up from ``lr / warmup_steps`` avoids it
+    on data the recipe was never tuned on, and costs nothing where it was not needed."""
+    if warmup_steps <= 0:
+        return schedule
+    return lambda step: schedule(step) * min(1.0, (step + 1) / warmup_steps)
+
+
 def constant(lr: float) -> Schedule:
     return lambda step: lr
 
