@@ -2,6 +2,9 @@
 
 Training it takes a few seconds, once per test session; defenses and sequela attacks are tested
 against it (the backdoor must actually be there: the fixture asserts it).
+
+`tiny_repo_base` / `tiny_repo`: the tiny profile reproduced once per session in a committed git
+copy of the repository, and a private copy of it per test (tests/tinyrepo.py).
 """
 
 from __future__ import annotations
