@@ -1,6 +1,6 @@
 # Two entry points, each installing what it needs into .venv first:
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
-#   make test    runs the test suite
+#   make test    runs the test suite (and installs chromium with apt-get if it is missing)
 #   make repro-full  the full matrix (dvc repro full/dvc.yaml: every defense, with sequela)
 PYTHON ?= python3.11
 VENV := .venv
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full test bench install
+.PHONY: repro repro-full test bench install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -25,8 +25,18 @@ repro: $(STAMP)
 repro-full: $(STAMP)
 	$(BIN)/dvc repro full/dvc.yaml
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# tests/test_offline_plots.py opens `dvc plots show`'s page in headless Chromium (a system package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if command -v apt-get >/dev/null 2>&1; then \
+		echo "make test: chromium not found; installing it with apt-get (for tests/test_offline_plots.py)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "make test: chromium not found and no apt-get; tests/test_offline_plots.py will fail"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py

@@ -2,6 +2,9 @@
 
 Training it takes a few seconds, once per test session; defenses and sequela attacks are tested
 against it (the backdoor must actually be there: the fixture asserts it).
+
+`tiny_repo_base` / `tiny_repo`: the tiny profile reproduced once per session in a committed git
+copy of the repository, and a private copy of it per test (tests/tinyrepo.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import tinyrepo
 from backdoorlab.attacks import Attack, build_attack
 from backdoorlab.data import DATASETS, ImageSet
 from backdoorlab.defenses import DefenseContext
@@ -86,3 +90,16 @@ def planted() -> Planted:
     planted.before = planted.metrics(model)
     assert planted.before["asr"] > 0.9 and planted.before["ca"] > 0.75, planted.before
     return planted
+
+
+@pytest.fixture(scope="session")
+def tiny_repo_base(tmp_path_factory) -> Path:
+    """The tiny profile reproduced and committed once per session (~1.5 min on two cores).
+    Read-only: tests that change anything use `tiny_repo`."""
+    return tinyrepo.build(tmp_path_factory.mktemp("tiny_base") / "repo")
+
+
+@pytest.fixture
+def tiny_repo(tiny_repo_base, tmp_path) -> Path:
+    """A private copy of the reproduced tiny repository, free to break."""
+    return tinyrepo.clone(tiny_repo_base, tmp_path / "repo")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backdoorlab.snapshot import copy_sources
+import tinyrepo
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,17 +35,10 @@ def stages_run(output: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A git copy of the repository's source with the tiny profile as params.yaml, reproduced once."""
-    dst = tmp_path_factory.mktemp("repo")
-    copy_sources(ROOT, dst)
-    shutil.copy2(ROOT / "profiles" / "tiny.yaml", dst / "params.yaml")
-    run(["git", "init", "-q"], dst)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dst)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], dst)
-    output = run([str(BIN / "dvc"), "repro"], dst)
-    (dst / "first_repro.log").write_text(output)
-    return dst
+def repo(tiny_repo_base, tmp_path_factory) -> Path:
+    """A private copy of the session's tiny repository: sources and results of a cold `dvc repro`
+    with profiles/tiny.yaml as params.yaml, committed (conftest's `tiny_repo_base`)."""
+    return tinyrepo.clone(tiny_repo_base, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def summary(repo: Path) -> dict:

@@ -1,0 +1,172 @@
+"""Rebuild `.dvc/plots/offline.html`: DVC's plots page with vega, vega-lite and vega-embed inlined.
+
+Why: `dvc plots show` / `dvc plots diff` write an HTML page whose <script> tags load vega from
+cdn.jsdelivr.net (dvc-render's `VegaRenderer.SCRIPTS`); on a machine without internet that page
+is blank. DVC lets a repository replace the page template (`.dvc/config`:
+`[plots] html_template = plots/offline.html`, a path relative to `.dvc/`); a template without the
+scripts placeholder gets no CDN tags, so the libraries inlined here are the only ones the page uses.
+
+Versions: dvc-render 1.0.2 (DVC 3.67) pins vega 5.20.2, vega-lite 5.2.0 and vega-embed 6.18.2
+and writes its specs against the vega-lite v5 schema, so we take the newest release of each of
+those major versions (vega 6 needs vega-lite 6, which would warn on every v5 spec). The npm
+tarballs are pinned by version and sha512 integrity, so a rebuild gives the same bytes; run:
+
+    python scripts/vendor_vega.py            # needs `npm` and the npm registry
+    python scripts/vendor_vega.py --check    # exit 1 if the committed template is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / ".dvc" / "plots" / "offline.html"
+# dvc-render substitutes these three names wherever they appear in the template, comments included.
+PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
+
+
+@dataclass(frozen=True)
+class Package:
+    """One npm package to inline: which built file, and the tarball's expected integrity."""
+
+    name: str
+    version: str
+    build_file: str
+    integrity: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+# Order matters: vega-embed's UMD build reads the globals `vega` and `vegaLite` when it loads.
+PACKAGES = (
+    Package("vega", "5.33.1", "build/vega.min.js",
+            "sha512-1fArfVDUqVbb5z8n+/nVQb+VNBzx8svY6CrsyTK4Ujm4yrd9I1auoKxBAPXLCavY1LcrbHUskQbGUP8gXOzyQw=="),
+    Package("vega-lite", "5.23.0", "build/vega-lite.min.js",
+            "sha512-l4J6+AWE3DIjvovEoHl2LdtCUkfm4zs8Xxx7INwZEAv+XVb6kR6vIN1gt3t2gN2gs/y4DYTs/RPoTeYAuEg6mA=="),
+    Package("vega-embed", "6.29.0", "build/vega-embed.min.js",
+            "sha512-PmlshTLtLFLgWtF/b23T1OwX53AugJ9RZ3qPE2c01VFAbgt3/GSNI/etzA/GzdrkceXFma+FDHNXUppKuM0U6Q=="),
+)
+# The vega tarball carries no LICENSE file; all three are BSD-3-Clause by the same authors, and
+# this package's LICENSE is the text we reproduce.
+LICENSE_FROM = "vega-lite"
+
+
+def npm_pack(packages: tuple[Package, ...], dest: Path) -> dict[str, Path]:
+    """Download the packages' tarballs with npm (the registry client the machine may use)."""
+    result = subprocess.run(["npm", "pack", "--json", "--pack-destination", str(dest),
+                             *(p.spec for p in packages)],
+                            capture_output=True, text=True, check=True)
+    return {entry["name"]: dest / entry["filename"] for entry in json.loads(result.stdout)}
+
+
+def sri(data: bytes) -> str:
+    """npm's integrity string (Subresource Integrity, sha512) of a tarball."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def read_member(tarball: Path, member: str) -> str:
+    """One file of an npm tarball (whose files sit under `package/`), as text."""
+    with tarfile.open(tarball, "r:gz") as archive:
+        handle = archive.extractfile(f"package/{member}")
+        if handle is None:
+            raise SystemExit(f"error: {tarball.name}: package/{member} is not a file")
+        return handle.read().decode("utf-8")
+
+
+def inlinable(name: str, source: str) -> str:
+    """The script text, safe to put between <script> tags and through dvc-render's substitution.
+
+    The source-map comment goes (it would make a browser's devtools reach for a file we do not
+    ship); anything that would end the script element early or be replaced by dvc-render stops
+    the build instead of being patched silently."""
+    lines = [line for line in source.splitlines() if not line.startswith("//# sourceMappingURL=")]
+    text = "\n".join(lines)
+    for bad in ("</script", "<!--", *PLACEHOLDERS):
+        if bad in text.lower():
+            raise SystemExit(f"error: {name} contains {bad!r}; cannot inline it verbatim")
+    return text
+
+
+def header(packages: tuple[Package, ...], license_text: str) -> str:
+    """The comment naming what is inlined, how it was built, and the libraries' license."""
+    listed = "\n".join(f"       {p.spec:<20} package/{p.build_file}  ({p.integrity})" for p in packages)
+    notice = license_text.replace("--", "- -").strip()
+    return (
+        "<!--\n"
+        "  backdoorlab: page template for `dvc plots show` / `dvc plots diff` that works offline.\n"
+        "  Generated by scripts/vendor_vega.py from the npm packages below; do not edit by hand.\n"
+        "  It has no scripts placeholder on purpose: DVC would put its CDN <script> tags there.\n"
+        f"  Inlined (npm tarball, file, integrity):\n{listed}\n"
+        "  vega, vega-lite and vega-embed: BSD-3-Clause, University of Washington Interactive Data Lab.\n"
+        "  vega-embed's build also bundles vega-themes, vega-tooltip (BSD-3-Clause), fast-json-patch,\n"
+        "  json-stringify-pretty-compact (MIT) and semver (ISC).\n\n"
+        f"{notice}\n"
+        "-->\n"
+    )
+
+
+def render(packages: tuple[Package, ...], sources: dict[str, str], license_text: str) -> str:
+    """The whole template: libraries in <head> (DVC's plot divs call vegaEmbed inline)."""
+    scripts = "\n".join(f"<script>/* {p.spec} */\n{sources[p.name]}\n</script>" for p in packages)
+    return (
+        "<!DOCTYPE html>\n"
+        f"{header(packages, license_text)}"
+        "<html>\n<head>\n"
+        '<meta charset="utf-8">\n'
+        "{refresh_tag}\n"
+        "<title>DVC Plot</title>\n"
+        f"{scripts}\n"
+        "<style>\n  table { border-spacing: 15px; }\n</style>\n"
+        "</head>\n<body>\n"
+        "{plot_divs}\n"
+        "</body>\n</html>\n"
+    )
+
+
+def build(packages: tuple[Package, ...] = PACKAGES) -> str:
+    """Fetch, verify and inline the packages; return the template's text."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tarballs = npm_pack(packages, Path(tmp))
+        sources: dict[str, str] = {}
+        for package in packages:
+            tarball = tarballs[package.name]
+            got = sri(tarball.read_bytes())
+            if got != package.integrity:
+                raise SystemExit(f"error: {package.spec}: integrity {got} != pinned {package.integrity}")
+            sources[package.name] = inlinable(package.spec, read_member(tarball, package.build_file))
+        license_text = read_member(tarballs[LICENSE_FROM], "LICENSE")
+    return render(packages, sources, license_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare with the committed template")
+    parser.add_argument("--out", type=Path, default=TEMPLATE, help=f"default: {TEMPLATE.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    text = build()
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is out of date: run python scripts/vendor_vega.py", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} ({len(text.encode()) / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

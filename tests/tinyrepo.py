@@ -1,0 +1,62 @@
+"""A reproduced tiny-profile repository for tests that look at results as people do
+(`dvc plots show`, recovery after an interrupted run).
+
+Reproducing the tiny profile costs about a minute and a half on two cores, so it is done once per
+session (conftest's `tiny_repo_base`) and each test gets its own `cp -a` copy (`tiny_repo`), which
+it may break freely. The copy is a real git repository with the results committed, as a user's
+checkout would be after `dvc repro && git commit`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from backdoorlab.snapshot import copy_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def env() -> dict[str, str]:
+    """The stages' `python` must be this venv's, and DVC must not phone home."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command in `cwd`; with `check`, fail the test with its output if it fails."""
+    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, (f"{' '.join(args)} failed ({result.returncode}):\n"
+                                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "dvc"), *args], cwd, check)
+
+
+def commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", *GIT_ID, "commit", "-qm", message], repo)
+
+
+def build(dst: Path) -> Path:
+    """Copy the sources to `dst` with profiles/tiny.yaml as params.yaml, reproduce, commit."""
+    copy_sources(ROOT, dst)
+    shutil.copy2(ROOT / "profiles" / "tiny.yaml", dst / "params.yaml")
+    run(["git", "init", "-q"], dst)
+    commit(dst, "tiny sources")
+    dvc("repro", cwd=dst)
+    commit(dst, "tiny results")
+    return dst
+
+
+def clone(base: Path, dst: Path) -> Path:
+    """A private copy of a built repository (git history, DVC cache and outputs included)."""
+    shutil.copytree(base, dst, symlinks=True)
+    return dst
