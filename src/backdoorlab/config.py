@@ -19,6 +19,7 @@ from backdoorlab.attacks import Attack, build_attack
 from backdoorlab.data import DATASETS, Dataset
 from backdoorlab.defenses import DefenseSpec, build_defense
 from backdoorlab.errors import ConfigError
+from backdoorlab.launch_config import LaunchSettings, parse_launch
 from backdoorlab.models import MODELS
 from backdoorlab.reporting.landscape import LandscapeSettings
 from backdoorlab.sequela import SequelaSettings, parse_sequela
@@ -76,6 +77,7 @@ class Params:
     sequela: SequelaSettings
     landscape: LandscapeSettings
     report: ReportSettings
+    launch: LaunchSettings  # read only by the Ray launcher, never a stage param
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -146,7 +148,8 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
                   model_arch=model_raw["arch"], model_params=model_raw, train=train,
                   attacks=attacks, defenses=defenses, grid=grid,
                   sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
-                  landscape=landscape, report=parse_section(ReportSettings, raw.get("report"), "report"))
+                  landscape=landscape, report=parse_section(ReportSettings, raw.get("report"), "report"),
+                  launch=parse_launch(raw.get("launch")))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
