@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test bench install
+.PHONY: repro test bench bench-launch install
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -26,3 +26,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+
+bench-launch: $(STAMP)
+	$(BIN)/python bench/launch.py

@@ -102,3 +102,11 @@ def workspace_cache_dir(root: Path) -> str:
 
     with Repo(str(root)) as repo:
         return str(Path(repo.cache.local_cache_dir).resolve())
+
+
+def default_remote(root: Path) -> str | None:
+    """The workspace's default DVC remote: `dvc repro --pull` fetches run-cache outputs from it."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return repo.config["core"].get("remote")

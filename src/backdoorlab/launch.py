@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from backdoorlab.config import PARAMS_FILE, load_params
-from backdoorlab.dag import Plan, head_commit, read_plan, uncommitted_sources, workspace_cache_dir
+from backdoorlab.dag import (Plan, default_remote, head_commit, read_plan, uncommitted_sources,
+                            workspace_cache_dir)
 from backdoorlab.errors import ConfigError
 from backdoorlab.launch_config import DEFAULT_FAMILY, LaunchSettings
 from backdoorlab.launch_task import TaskResult, TaskSpec, run_task, task_environment
@@ -170,9 +171,10 @@ def collect(root: Path, targets: list[str], remote: str | None, shared: str | No
     own = Path(workspace_cache_dir(root))
     if shared and Path(shared).resolve() != own:
         merge_cache(Path(shared).resolve(), own)
-    if remote:
+    if remote:  # run-cache entries only: `repro --pull` then pulls the outputs of those it restores
         subprocess.run([*dvc, "fetch", "--run-cache", "-r", remote], cwd=root, env=env, capture_output=True)
-    result = subprocess.run([*dvc, "repro", *targets], cwd=root, env=env, stdout=subprocess.PIPE,
+    pull = ["--pull"] if remote else []
+    result = subprocess.run([*dvc, "repro", *pull, *targets], cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         tail = " | ".join(result.stdout.strip().splitlines()[-3:])
@@ -190,6 +192,9 @@ def launch(args: argparse.Namespace) -> int:
     plan = read_plan(root)
     check_families(settings, plan)
     commit = check_workspace(root, plan)
+    if args.remote and default_remote(root) != args.remote:
+        raise LaunchError(f"--remote {args.remote}: must be the workspace's default DVC remote "
+                          f"(`dvc remote default {args.remote}`), from which the final `dvc repro --pull` pulls")
     if not plan.stages:
         print("nothing to do: every stage is up to date")
         return 0

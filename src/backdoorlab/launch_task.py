@@ -71,6 +71,7 @@ def task_environment(threads: int, checkout: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(checkout / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     env["DVC_NO_ANALYTICS"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # __pycache__ in a source dep would change its hash (.dvcignore too)
     return env
 
 
@@ -99,6 +100,8 @@ def reproduce(spec: TaskSpec, where: Path, env: dict[str, str]) -> str:
 def run_task(spec: TaskSpec) -> TaskResult:
     """Run one stage in its own checkout; never raises for a failing stage, it reports it."""
     started = time.perf_counter()
+    if spec.scratch:
+        Path(spec.scratch).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="backdoorlab-task-", dir=spec.scratch))
     where = scratch / "repo"
     env = task_environment(spec.threads, where)
