@@ -23,6 +23,8 @@ import pytest
 import yaml
 
 from backdoorlab.dag import StageNode
+from backdoorlab.errors import ConfigError
+from backdoorlab.launch_config import parse_launch
 from backdoorlab.launch_task import TaskResult
 from backdoorlab.scheduler import run_schedule
 from backdoorlab.snapshot import copy_sources
@@ -89,6 +91,23 @@ def test_scheduler_skips_dependents_of_a_failure_and_runs_the_rest():
     assert "defend@a-x" not in executor.submitted and "report" not in executor.submitted
     assert any(line.startswith("[") and "train@a FAILED" in line for line in lines)
     assert lines[-1].endswith("(0 left)")
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"resources": {"train": {"num_cpus": 0}}}, "launch.resources.train.num_cpus: must be >= 1, got 0"),
+    ({"resources": {"train": {"gpus": 1}}}, "launch.resources.train.gpus: unknown parameter"),
+    ({"resource": {}}, "launch.resource: unknown parameter"),
+    ({"resources": {"defend@a-b": {}}}, "launch.resources.defend@a-b: must be a stage family name"),
+])
+def test_launch_section_errors_name_the_key(section, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_launch(section)
+
+
+def test_launch_section_falls_back_to_default():
+    settings = parse_launch({"resources": {"default": {"num_cpus": 2}, "train": {"num_cpus": 4, "num_gpus": 1}}})
+    assert settings.for_family("train").num_gpus == 1 and settings.for_family("report").num_cpus == 2
+    assert parse_launch(None).for_family("train").num_cpus == 1
 
 
 # -- a toy DVC repository through Ray ------------------------------------------------------------

@@ -15,6 +15,7 @@ result from the run-cache without running a stage command. Ray is an optional ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from backdoorlab.config import PARAMS_FILE, load_params
-from backdoorlab.dag import (Plan, default_remote, head_commit, read_plan, uncommitted_sources,
+from backdoorlab.dag import (Plan, StageNode, default_remote, head_commit, read_plan, uncommitted_sources,
                             workspace_cache_dir)
 from backdoorlab.errors import ConfigError
 from backdoorlab.launch_config import DEFAULT_FAMILY, LaunchSettings
@@ -130,9 +131,9 @@ class RayExecutor:
         self.remote = ray.remote(run_task)
         self.running: dict[Any, str] = {}
 
-    def submit(self, stage) -> None:  # type: ignore[no-untyped-def]
+    def submit(self, stage: StageNode) -> None:
         need = self.settings.for_family(stage.family)
-        spec = TaskSpec(**{**self.template.__dict__, "stage": stage.name, "threads": need.num_cpus})
+        spec = dataclasses.replace(self.template, stage=stage.name, threads=need.num_cpus)
         ref = self.remote.options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, name=stage.name).remote(spec)
         self.running[ref] = stage.name
 
