@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full test bench install chromium
+.PHONY: repro repro-full test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -40,3 +40,6 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+
+bench-launch: $(STAMP)
+	$(BIN)/python bench/launch.py

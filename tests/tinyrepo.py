@@ -23,8 +23,11 @@ GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def env() -> dict[str, str]:
-    """The stages' `python` must be this venv's, and DVC must not phone home."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    """The stages' `python` must be this venv's, and DVC must not phone home. One thread per
+    stage, as each task of the Ray launcher has: float sums split over two threads round
+    differently, so the launcher's results equal a sequential run's only at the same count."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:

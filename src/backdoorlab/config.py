@@ -19,6 +19,7 @@ from backdoorlab.attacks import Attack, build_attack
 from backdoorlab.data import DATASETS, Dataset
 from backdoorlab.defenses import DefenseSpec, build_defense
 from backdoorlab.errors import ConfigError
+from backdoorlab.launch_config import LaunchSettings, parse_launch
 from backdoorlab.models import MODELS
 from backdoorlab.reporting.landscape import LandscapeSettings
 from backdoorlab.sequela import SequelaSettings, parse_sequela
@@ -96,6 +97,7 @@ class Params:
     utility: UtilitySettings
     sequela: SequelaSettings
     landscape: LandscapeSettings
+    launch: LaunchSettings  # read only by the Ray launcher, never a stage param
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -170,7 +172,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
                   attacks=attacks, defenses=defenses, grid=grid,
                   utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),
                   sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
-                  landscape=landscape)
+                  landscape=landscape, launch=parse_launch(raw.get("launch")))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -1,0 +1,112 @@
+"""The DVC pipeline as the launcher needs it: stale stages, their upstream edges, and outputs.
+
+Read through DVC's Python API (`Repo.index.graph`, `Repo.status`) rather than by parsing
+`dvc dag`/`dvc status` text, which is meant for people. A stage is stale when `dvc status` reports
+it or when it is downstream of one that is (DVC's own `repro` re-runs those once the upstream
+outputs change; running one that turns out unchanged only costs a run-cache hit).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backdoorlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StageNode:
+    """One stage to run: its DVC address (a `dvc repro` target) and the stale stages it needs."""
+
+    name: str
+    upstream: frozenset[str]
+
+    @property
+    def family(self) -> str:
+        """`defend` for `defend@badnets-sft` (or `sub/dvc.yaml:defend@x`): the resources key."""
+        return self.name.rsplit(":", 1)[-1].split("@", 1)[0]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stale sub-DAG in a topological order, every stage's family, and the output paths."""
+
+    stages: list[StageNode]
+    families: frozenset[str]  # of every pipeline stage, stale or not (to check launch.resources)
+    outputs: frozenset[str]  # repo-relative output paths, to tell results from source edits
+
+
+def read_plan(root: Path) -> Plan:
+    """The stages `dvc repro` would run in the workspace at `root`, in dependency order."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        return _plan(Repo(str(root)), root)
+    except DvcException as error:
+        raise ConfigError(f"dvc: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+
+
+def _plan(repo: Any, root: Path) -> Plan:
+    import networkx as nx  # DVC's own dependency, for its graph
+
+    with repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        pipeline = [s for s in graph if getattr(s, "cmd", None) and not s.frozen]
+        reported = set(repo.status())
+        changed = {s for s in pipeline if s.addressing in reported}
+        stale = set(changed)
+        for stage in changed:
+            stale |= {s for s in nx.ancestors(graph, stage) if s in pipeline}
+        outputs = frozenset(str(Path(o.fs_path).relative_to(root.resolve()))
+                            for s in graph for o in s.outs)
+        # Longest chain of dependents first: a valid topological order that starts the critical
+        # path (train -> defend -> sequela -> report) before the short side branches.
+        height: dict[Any, int] = {}
+        for stage in nx.topological_sort(graph):  # dependents come before what they depend on
+            height[stage] = 1 + max((height[d] for d in graph.predecessors(stage)), default=0)
+        order = sorted(stale, key=lambda s: (-height[s], -len(nx.ancestors(graph, s)), s.addressing))
+        nodes = [StageNode(s.addressing, frozenset(u.addressing for u in graph.successors(s) if u in stale))
+                 for s in order]
+        families = frozenset(StageNode(s.addressing, frozenset()).family for s in pipeline)
+    return Plan(nodes, families, outputs)
+
+
+def head_commit(root: Path) -> str:
+    """The commit every worker checks out; refuses a repository without one."""
+    result = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(f"{root}: not a git repository with a commit (the workers check out HEAD)")
+    return result.stdout.strip()
+
+
+def uncommitted_sources(root: Path, outputs: frozenset[str]) -> list[str]:
+    """Paths that differ from HEAD and are not pipeline results: workers would not see them."""
+    listing = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--no-renames"],
+                             cwd=root, capture_output=True, text=True, check=True).stdout
+    dirty = []
+    for line in listing.splitlines():
+        path = line[3:].strip('"')
+        name = Path(path).name
+        if name == "dvc.lock" or any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs):
+            continue
+        dirty.append(path)
+    return dirty
+
+
+def workspace_cache_dir(root: Path) -> str:
+    """The workspace's own DVC cache directory, absolute, as workers must name it."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return str(Path(repo.cache.local_cache_dir).resolve())
+
+
+def default_remote(root: Path) -> str | None:
+    """The workspace's default DVC remote: `dvc repro --pull` fetches run-cache outputs from it."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return repo.config["core"].get("remote")
