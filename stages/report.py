@@ -10,7 +10,6 @@ cell; the Markdown tables and PNG figures are for reading.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_reco
                                            training_times)
 from backdoorlab.reporting.tables import (calibration_table, defender_table, detail_table, main_table,
                                           sequela_table, write_frame, write_sequela_table)
-from backdoorlab.workspace import RECORDS, REPORTS, run_stage
+from backdoorlab.workspace import RECORDS, REPORTS, OneLineParser, run_stage
 
 
 def defense_bars(params: Params, main: list[str], records: dict[str, Record], figures: Path) -> None:
@@ -113,7 +112,7 @@ def index(params: Params, out: Path, full: bool, cells: list[str], trials: dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = OneLineParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the full matrix (grid.more_defenses too)")
     full = parser.parse_args().full
     params = load_params()

@@ -7,9 +7,7 @@ that wrecks the model is flagged as collapsed in the records and the tables."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,9 +22,9 @@ TINY = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
 
 
 def run(args: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    """Run a command in the tiny repository with the environment it was built with (one thread
+    per stage: a stage re-run with another thread count rounds its float sums differently)."""
+    result = tinyrepo.run(args, cwd)
     return result.stdout + result.stderr
 
 

@@ -19,7 +19,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import torch
 
@@ -140,10 +140,18 @@ def load_poisoned(attack: str) -> PoisonedData:
                         ImageSet.from_tensors(test, "test"))
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the message, then the usage) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        usage = " ".join(self.format_usage().split())
+        self.exit(2, f"error: {message} ({usage})\n")
+
+
 def stage_arguments(doc: str | None, *names: str) -> argparse.Namespace:
-    """Parse a stage's positional arguments (``attack``, ``defense``) with a usage line, and
-    check each against params.yaml's sections, so a wrong or missing one is one line and exit 2."""
-    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    """Parse a stage's positional arguments (``attack``, ``defense``) with a usage line; a wrong or
+    missing one is one line and exit 2 (names are checked against params.yaml by ``require_known``)."""
+    parser = OneLineParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     for name in names:
         parser.add_argument(name, help=f"a name under params.yaml's `{name}s` section")
     return parser.parse_args()
