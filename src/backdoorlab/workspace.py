@@ -82,10 +82,13 @@ class Splits:
     shadow: ImageSet  # the membership-inference attacker's own data
     defense_order: torch.Tensor  # positions in ``train``; a defender holding k samples has the first k
 
+    def defender_positions(self, fraction: float) -> torch.Tensor:
+        """Positions in ``train`` of the samples a defender holding ``fraction`` of it has."""
+        return self.defense_order[:max(1, math.ceil(fraction * len(self.train)))]
+
     def defense_subset(self, fraction: float) -> ImageSet:
         """All the clean data a defender holding ``fraction`` of the training set has."""
-        count = max(1, math.ceil(fraction * len(self.train)))
-        return self.train.subset(self.defense_order[:count])
+        return self.train.subset(self.defender_positions(fraction))
 
     def defender(self, fraction: float, validation_fraction: float) -> "DefenderData":
         """The defender's data split into a part to train on and a held-out validation part.
@@ -93,7 +96,7 @@ class Splits:
         The validation part is the first ``ceil(validation_fraction * k)`` of the defender's k
         samples in the seeded defender order (so a larger defender's validation set contains a
         smaller one's); the two parts never overlap."""
-        positions = self.defense_order[:max(1, math.ceil(fraction * len(self.train)))]
+        positions = self.defender_positions(fraction)
         held_out = math.ceil(validation_fraction * len(positions))
         if held_out < 1 or held_out >= len(positions):
             raise ConfigError(f"data.validation_fraction: {validation_fraction} of the defender's "
