@@ -21,12 +21,12 @@ from torch import nn
 from backdoorlab.config import Params, derive_seed, generator_for, load_params
 from backdoorlab.defenses import DefenseContext, DefenseOutcome, DefenseSpec
 from backdoorlab.defenses.calibration import calibrate
-from backdoorlab.io import read_json, write_json
+from backdoorlab.io import write_json
 from backdoorlab.metrics import backdoor_metrics, defense_effectiveness_rating, retained_accuracy
 from backdoorlab.models import load_model, save_model
 from backdoorlab.training.loop import accuracy
-from backdoorlab.workspace import (PoisonedData, Splits, cell_dir, load_poisoned, load_splits, model_file,
-                                   model_spec, require_known, run_stage, stage_arguments, train_report_dir)
+from backdoorlab.workspace import (Splits, cell_dir, load_splits, model_file, model_spec, require_known, run_stage,
+                                   stage_arguments, triggered_test)
 
 
 def run_defense(spec: DefenseSpec, model: nn.Module, ctx: DefenseContext, val_before: float,
@@ -48,9 +48,9 @@ def run_defense(spec: DefenseSpec, model: nn.Module, ctx: DefenseContext, val_be
                             "within_budget": result.within_budget, "trials": trials}
 
 
-def defend(params: Params, attack_name: str, defense_name: str, splits: Splits,
-           poisoned: PoisonedData) -> dict[str, Any]:
-    attack, spec = params.attacks[attack_name], params.defenses[defense_name]
+def defend(params: Params, attack_name: str, defense_name: str, splits: Splits) -> dict[str, Any]:
+    spec = params.defenses[defense_name]
+    triggered = triggered_test(params, attack_name, splits.test)  # for the report only
     device = params.torch_device()
     blueprint = model_spec(params)
     defender = splits.defender(params.clean_fraction(defense_name), params.data.validation_fraction)
@@ -63,14 +63,14 @@ def defend(params: Params, attack_name: str, defense_name: str, splits: Splits,
                          augment=params.train.augment, label=f"{spec.name} on {attack_name}")
 
     def evaluate(m: nn.Module) -> dict[str, float]:
-        return backdoor_metrics(m, splits.test, poisoned.triggered_test, attack.target, device)
+        return backdoor_metrics(m, splits.test, triggered, device)
 
+    before = evaluate(model)  # the undefended model (for DER), before the defense touches it
     started = time.perf_counter()
     outcome, calibration = run_defense(spec, model, ctx, val_before, evaluate)
     seconds = time.perf_counter() - started
 
     after = evaluate(outcome.model)
-    before = read_json(train_report_dir(attack_name) / "metrics.json")
     val_after = accuracy(outcome.model, defender.validation, device)
     retained = retained_accuracy(val_before, val_after, blueprint.num_classes)
     save_model(outcome.model, model_file(attack_name, defense_name))
@@ -89,7 +89,7 @@ def main() -> None:
     args = stage_arguments(__doc__, "attack", "defense")
     params = load_params()
     require_known(params, attack=args.attack, defense=args.defense)
-    record = defend(params, args.attack, args.defense, load_splits(), load_poisoned(args.attack))
+    record = defend(params, args.attack, args.defense, load_splits())
     write_json(cell_dir(params, args.attack, args.defense) / "defense.json", record)
     chosen = (f", {record['calibration']['knob']}={record['calibration']['chosen']:g}"
               if record["calibration"] else "")

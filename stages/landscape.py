@@ -15,8 +15,8 @@ from backdoorlab.io import write_table
 from backdoorlab.models import load_model
 from backdoorlab.reporting.figures import line_panels
 from backdoorlab.reporting.landscape import first, loss_path
-from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, require_known,
-                                   run_stage, stage_arguments)
+from backdoorlab.workspace import (landscape_file, load_splits, model_file, model_spec, require_known, run_stage,
+                                   stage_arguments, triggered_test)
 
 
 def main() -> None:
@@ -26,22 +26,22 @@ def main() -> None:
     settings = params.landscape
     device = params.torch_device()
     spec = model_spec(params)
-    test = first(load_splits().test, settings.samples)
-    triggered = first(load_poisoned(attack_name).triggered_test, settings.samples)
-    target = params.attacks[attack_name].target
+    test = load_splits().test
+    triggered = first(triggered_test(params, attack_name, test), settings.samples)
+    test = first(test, settings.samples)
     backdoored = load_model(spec, model_file(attack_name, "backdoored")).to(device)
 
     rows, curves = [], []
     for name in settings.defenses:
         defended = load_model(spec, model_file(attack_name, name)).to(device)
-        path = loss_path(backdoored, defended, test, triggered, target, settings.ts(), device)
+        path = loss_path(backdoored, defended, test, triggered, settings.ts(), device)
         rows += [{"defense": name, **{k: round(v, 5) for k, v in row.items()}} for row in path]
         ts = [row["t"] for row in path]
         curves.append({"clean loss": (ts, [row["clean_loss"] for row in path]),
                        "poisoned loss": (ts, [row["poisoned_loss"] for row in path])})
-    write_table(REPORTS / "landscape" / f"{attack_name}.tsv", rows, delimiter="\t")
+    write_table(landscape_file(params, attack_name, "tsv"), rows, delimiter="\t")
     # Log scale: past t = 1 the poisoned loss of a far-moving defense (D3) grows by decades.
-    line_panels(REPORTS / "landscape" / f"{attack_name}.png",
+    line_panels(landscape_file(params, attack_name, "png"),
                 [f"{attack_name}: backdoored (t=0) -> {name} (t=1)" for name in settings.defenses],
                 "t", "cross-entropy", curves, log_y=True)
 

@@ -1,14 +1,22 @@
-"""Stage `poison@<attack>`: stamp the trigger on a seeded fraction of the training set.
+"""Stage `poison@<attack>`: fit the trigger if the attack needs to, then stamp it on a seeded
+fraction of the training set.
 
     python stages/poison.py <attack>
+
+An attack that fits its trigger (LF's universal perturbation, SSBA's encoder) does it here, on the
+attacker's own data (the shadow split: disjoint from the victim's training and test images), so a
+change to any defense or to the victim's training never re-fits it.
 """
 
 from __future__ import annotations
 
-from backdoorlab.config import generator_for, load_params
+import torch
+
+from backdoorlab.attacks import AttackerResources
+from backdoorlab.config import derive_seed, generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
 from backdoorlab.reporting.figures import trigger_preview
-from backdoorlab.workspace import (load_splits, poisoned_dir, require_known, run_stage, stage_arguments,
+from backdoorlab.workspace import (load_splits, model_spec, poisoned_dir, require_known, run_stage, stage_arguments,
                                    train_report_dir, trigger_preview_file)
 
 
@@ -18,19 +26,22 @@ def main() -> None:
     require_known(params, attack=name)
     attack = params.attacks[name]
     splits = load_splits()
+    torch.manual_seed(derive_seed(params.seed, "attacker", name))
+    attack.prepare(AttackerResources(data=splits.shadow, spec=model_spec(params), device=params.torch_device(),
+                                     generator=generator_for(params.seed, "attacker", name)))
     poisoned = attack.poison(splits.train, generator_for(params.seed, "poison", name))
     triggered = attack.triggered_test(splits.test)
 
     folder = poisoned_dir(name)
     save_tensors(folder / "train.safetensors",
                  {**poisoned.train.to_tensors("train"), "poison_indices": poisoned.poison_indices})
-    save_tensors(folder / "triggered_test.safetensors", triggered.to_tensors("test"))
-    save_tensors(folder / "trigger.safetensors", attack.trigger_tensors())
+    save_tensors(folder / "trigger.safetensors", attack.state_tensors())
     trigger_preview(splits.test.images[:6], attack.apply_trigger(splits.test.images[:6]),
-                    trigger_preview_file(name), title=name)
-    write_json(train_report_dir(name) / "poison.json", {
-        "attack": name, "target": attack.target, "poisoned": len(poisoned.poison_indices),
-        "train_size": len(poisoned.train), "triggered_test_size": len(triggered),
+                    trigger_preview_file(params, name), title=name)
+    write_json(train_report_dir(params, name) / "poison.json", {
+        "attack": name, "target": attack.target, "label_mode": attack.config.label_mode,
+        "poisoned": len(poisoned.poison_indices), "train_size": len(poisoned.train),
+        "triggered_test_size": len(triggered),
     })
     print(f"poison {name}: {len(poisoned.poison_indices)} of {len(poisoned.train)} training images poisoned")
 

@@ -1,7 +1,7 @@
 """Stage `report`: every cell -> the headline metrics, paper-style tables and figures.
 
     python stages/report.py            # the default run's cells -> reports/
-    python stages/report.py --full     # the full matrix (grid.more_defenses too) -> reports/full/
+    python stages/report.py --full     # the full matrix (more attacks and defenses) -> reports/full/
 
 ``reports/summary.json`` holds the headline (CA / ASR / DER / collapsed per cell) that
 ``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number of every
@@ -23,13 +23,14 @@ from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_reco
                                            training_times)
 from backdoorlab.reporting.tables import (calibration_table, defender_table, detail_table, main_table,
                                           sequela_table, write_frame, write_sequela_table)
-from backdoorlab.workspace import RECORDS, REPORTS, OneLineParser, run_stage
+from backdoorlab.workspace import (RECORDS, REPORTS, OneLineParser, cell_dir, landscape_file, run_stage,
+                                   trigger_preview_file)
 
 
-def defense_bars(params: Params, main: list[str], records: dict[str, Record], figures: Path) -> None:
+def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record], figures: Path) -> None:
     """CA and ASR per main defense; a collapsed cell's bars are hatched and its label says so."""
-    figure, axes = panels(len(params.grid.attacks), width=max(5.0, 0.45 * len(main)))
-    for ax, attack in zip(axes, params.grid.attacks):
+    figure, axes = panels(len(attacks), width=max(5.0, 0.45 * len(main)))
+    for ax, attack in zip(axes, attacks):
         cells = [records[f"{attack}-{d}"] for d in main]
         labels = [f"{d} (collapsed)" if c["collapsed"] else d for d, c in zip(main, cells)]
         grouped_bars(ax, labels, {"CA": [c["ca"] for c in cells], "ASR": [c["asr"] for c in cells]}, "fraction")
@@ -42,10 +43,9 @@ def defense_bars(params: Params, main: list[str], records: dict[str, Record], fi
     save(figure, figures / "defenses_ca_asr.png")
 
 
-def sequela_report(params: Params, main: list[str], sequela: SequelaResults,
+def sequela_report(attacks: list[str], main: list[str], sequela: SequelaResults,
                    baselines: dict[str, dict[str, float]], tables: Path, figures: Path) -> None:
     """Per attack a table (Markdown and CSV) of every sequela metric; the sequela figures."""
-    attacks = params.grid.attacks
     for attack in attacks:
         write_sequela_table(sequela_table(sequela[attack], main, baselines[attack]), tables / f"sequela_{attack}",
                             f"Backdoor sequela, {attack}")
@@ -54,7 +54,7 @@ def sequela_report(params: Params, main: list[str], sequela: SequelaResults,
     reinjection_figures(figures, attacks, main, sequela, baselines)
 
 
-def calibration_figures(params: Params, cells: list[str], trials: dict[str, dict[str, dict[str, Any]]],
+def calibration_figures(params: Params, attacks: list[str], cells: list[str], trials: dict[str, dict[str, dict[str, Any]]],
                         records: dict[str, Record], figures: Path) -> None:
     """Per calibrated instance: the defender's validation accuracy (what chose) and the test CA and
     ASR (what it would have wanted to know) against the knob, the budget line, the chosen value,
@@ -64,7 +64,7 @@ def calibration_figures(params: Params, cells: list[str], trials: dict[str, dict
         spec = params.defenses[instance]
         knob = spec.calibration.knob
         panels_data, titles = [], []
-        for attack in params.grid.attacks:
+        for attack in attacks:
             record = trials[attack][instance]
             points = sorted((t for t in record["trials"] if not t["diverged"]), key=lambda t: t["value"])
             xs = [t["value"] for t in points]
@@ -83,11 +83,12 @@ def calibration_figures(params: Params, cells: list[str], trials: dict[str, dict
                     log_x=all(v > 0 for p in panels_data for v in p["test CA"][0]))
 
 
-def index(params: Params, out: Path, full: bool, cells: list[str], trials: dict[str, dict[str, Any]]) -> str:
+def index(params: Params, out: Path, full: bool, attacks: list[str], cells: list[str],
+          trials: dict[str, dict[str, Any]]) -> str:
     """The run at a glance: what ran, the headline tables, the main figures, links to the rest."""
     data = read_json(RECORDS / "data.json")
     sizes = data["sizes"]
-    defender = read_json(RECORDS / "cells" / f"{params.grid.attacks[0]}-none" / "defense.json")
+    defender = read_json(cell_dir(params, params.grid.attacks[0], "none") / "defense.json")
     facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
              f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes.",
              f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
@@ -95,39 +96,41 @@ def index(params: Params, out: Path, full: bool, cells: list[str], trials: dict[
              f"Defender: {params.data.defense_fraction:.0%} of the training data, {defender['fit_samples']} images to "
              f"train on and {defender['validation_samples']} held out for validation; a cell is "
              f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
-             f"Attacks: {', '.join(params.grid.attacks)}; defense instances: {', '.join(cells)}."]
+             f"Attacks: {', '.join(attacks)}; defense instances: {', '.join(cells)}."]
     tables = {"CA / ASR (%) per attack and defense": (out / "tables" / "main.md").read_text(),
               "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
     figures += [(out / "figures" / f"calibration_{name}.png", f"calibration of {name}")
                 for name in sorted({n for by_attack in trials.values() for n in by_attack})]
-    figures += [(REPORTS / "landscape" / f"{attack}.png", f"loss landscape, {attack}") for attack in params.grid.attacks]
+    figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack}") for attack in attacks]
     figures += [(out / "figures" / "sequela_reinjection_reinject.png", "re-injection"),
                 (out / "figures" / "sequela_mia_auc.png", "membership inference")]
     title = "backdoorlab results: the full matrix" if full else "backdoorlab results: the default run"
     return write_index(out / "README.md", title=title, facts=facts, tables=tables, figures=figures,
                        table_dir=out / "tables",
-                       figure_dirs=[out / "figures", REPORTS / "landscape", REPORTS / "triggers"],
+                       figure_dirs=[out / "figures", *sorted({landscape_file(params, a, "png").parent for a in attacks}),
+                                    *sorted({trigger_preview_file(params, a).parent for a in attacks})],
                        raw_params=params.raw)
 
 
 def main() -> None:
     parser = OneLineParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="the full matrix (grid.more_defenses too)")
+    parser.add_argument("--full", action="store_true",
+                        help="the full matrix (grid.more_attacks and grid.more_defenses too)")
     full = parser.parse_args().full
     params = load_params()
     out = REPORTS / "full" if full else REPORTS
     tables, figures = out / "tables", out / "figures"
-    cells, main = params.grid.cells(full), params.grid.main_cells(full)
-    sequela, baselines = sequela_results(params, full), reinject_baselines(params)
+    attacks, cells, main = params.grid.attack_list(full), params.grid.cells(full), params.grid.main_cells(full)
+    sequela, baselines = sequela_results(params, full), reinject_baselines(params, full)
     records = collect_cells(params, sequela, full)
-    trained = training_times(params)
+    trained = training_times(params, full)
     for record in records.values():  # the cost argument: a defense's time against the training's
         record["cost_vs_training"] = record["seconds"] / trained[record["attack"]]
     write_json(out / "summary.json", headline(params, records, full))
 
-    write_frame(main_table(records, params.grid.attacks, main), tables / "main")
-    write_frame(defender_table(records, params.grid.attacks, main), tables / "defender")
+    write_frame(main_table(records, attacks, main), tables / "main")
+    write_frame(defender_table(records, attacks, main), tables / "defender")
     notes = sorted({k for r in records.values() for k in r if k.startswith("note.")})
     sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta."))})
     write_frame(detail_table({**records, **baseline_records(params, baselines)}, [*notes, *sequela_keys]),
@@ -135,11 +138,11 @@ def main() -> None:
     trials = calibration_trials(params, full)
     if any(trials.values()):
         write_frame(calibration_table(trials), tables / "calibration")
-        calibration_figures(params, cells, trials, records, figures)
+        calibration_figures(params, attacks, cells, trials, records, figures)
 
-    defense_bars(params, main, records, figures)
-    sequela_report(params, main, sequela, baselines, tables, figures)
-    write_text(out / "README.md", index(params, out, full, cells, trials))
+    defense_bars(attacks, main, records, figures)
+    sequela_report(attacks, main, sequela, baselines, tables, figures)
+    write_text(out / "README.md", index(params, out, full, attacks, cells, trials))
     print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")
 
 

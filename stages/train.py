@@ -2,9 +2,11 @@
 
     python stages/train.py <attack>
 
-Writes the model (safetensors), per-epoch curves (loss, CA, ASR; a `dvc plots` TSV), the
-undefended model's metrics, which every defense cell of this attack is compared against (and so
-hold only what the computation determines), and, apart, the wall time and throughput.
+Writes the model (safetensors), the attack's final trigger state (an attack that controls training,
+such as WaNet or the input-aware generator, takes part through its batch hook), per-epoch curves
+(loss, CA, ASR; a `dvc plots` TSV), the undefended model's metrics, which every defense cell of this
+attack is compared against (and so hold only what the computation determines), and, apart, the
+wall time and throughput.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ from __future__ import annotations
 import time
 
 from backdoorlab.config import derive_seed, generator_for, load_params
-from backdoorlab.io import write_json, write_table
+from backdoorlab.io import save_tensors, write_json, write_table
 from backdoorlab.metrics import backdoor_metrics
 from backdoorlab.models import save_model
 from backdoorlab.progress import Progress
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import (REPORTS, load_poisoned, load_splits, model_file, model_spec, require_known,
-                                   run_stage, stage_arguments, train_report_dir)
+from backdoorlab.workspace import (REPORTS, load_attack, load_poisoned, load_splits, model_file, model_spec,
+                                   poisoned_dir, require_known, run_stage, stage_arguments, train_report_dir,
+                                   trigger_file)
 
 
 def main() -> None:
     name = stage_arguments(__doc__, "attack").attack
     params = load_params()
     require_known(params, attack=name)
-    attack = params.attacks[name]
+    attack = load_attack(params, name, state=poisoned_dir(name) / "trigger.safetensors")
     device = params.torch_device()
     splits = load_splits()
     poisoned = load_poisoned(name)
@@ -36,18 +39,20 @@ def main() -> None:
     progress = Progress(f"train {name}")
 
     def on_epoch(epoch: int, loss: float) -> None:
-        m = backdoor_metrics(model, splits.test, poisoned.triggered_test, attack.target, device)
+        m = backdoor_metrics(model, splits.test, attack.triggered_test(splits.test), device)
         curves.append({"epoch": epoch, "loss": round(loss, 5), "ca": round(m["ca"], 5), "asr": round(m["asr"], 5)})
         progress.log(f"epoch {epoch}/{cfg.epochs} loss {loss:.4f} CA {m['ca']:.3f} ASR {m['asr']:.3f}")
 
     started = time.perf_counter()
     train_with_recipe(model, poisoned.train, cfg, generator=generator_for(params.seed, "train", name),
-                      device=device, on_epoch=on_epoch, label=f"train {name}")
+                      device=device, on_epoch=on_epoch, label=f"train {name}",
+                      batch_hook=attack.training_hook(generator_for(params.seed, "hook", name), device))
     seconds = time.perf_counter() - started
 
-    final = backdoor_metrics(model, splits.test, poisoned.triggered_test, attack.target, device)
+    final = backdoor_metrics(model, splits.test, attack.triggered_test(splits.test), device)
     save_model(model, model_file(name, "backdoored"))
-    folder = train_report_dir(name)
+    save_tensors(trigger_file(name), attack.state_tensors())
+    folder = train_report_dir(params, name)
     write_table(REPORTS / "curves" / f"{name}.tsv", curves, delimiter="\t")
     write_json(folder / "metrics.json", final)
     write_json(folder / "timing.json", {

@@ -51,7 +51,7 @@ class Planted:
         return model
 
     def metrics(self, model: torch.nn.Module) -> dict[str, float]:
-        return backdoor_metrics(model, self.test, self.triggered, self.attack.target, CPU)
+        return backdoor_metrics(model, self.test, self.triggered, CPU)
 
     def context(self, seed: int = 0) -> DefenseContext:
         return DefenseContext(clean=self.clean, validation=self.validation, spec=self.spec, device=CPU,

@@ -17,13 +17,14 @@ def test_ends_of_the_line_are_the_backdoored_and_the_defended_model(planted):
     backdoored = planted.model()
     defended = build_defense("ft", {"method": "ft", "epochs": 2, "lr": 0.05}).defense.apply(
         planted.model(), planted.context()).model
-    target = planted.attack.target
-    rows = loss_path(backdoored, defended, planted.test, planted.triggered, target, [0.0, 1.0, 2.0], CPU)
+    rows = loss_path(backdoored, defended, planted.test, planted.triggered, [0.0, 1.0, 2.0], CPU)
 
     assert [row["t"] for row in rows] == [0.0, 1.0, 2.0]
+    test, triggered = planted.test, planted.triggered
     for row, model in zip(rows, (backdoored, defended)):
-        assert row["clean_loss"] == pytest.approx(mean_loss(model, planted.test, CPU), rel=1e-5)
-        assert row["poisoned_loss"] == pytest.approx(mean_loss(model, planted.triggered, CPU, target), rel=1e-5)
+        assert row["clean_loss"] == pytest.approx(mean_loss(model, test.images, test.labels, CPU), rel=1e-5)
+        assert row["poisoned_loss"] == pytest.approx(
+            mean_loss(model, triggered.images, triggered.attack_labels, CPU), rel=1e-5)
     # The backdoored model fits the trigger: a low poisoned loss at t = 0, as its ASR says.
     assert rows[0]["poisoned_loss"] < 0.5
     assert rows[2]["clean_loss"] != pytest.approx(rows[1]["clean_loss"])

@@ -71,6 +71,11 @@ class GridSettings:
     main: list[str]  # the subset in the main table and probed by the sequela attacks
     # The full matrix only (full/dvc.yaml): more cells, each in the tables and probed by the sequela.
     more_defenses: list[str] = field(default_factory=list)
+    more_attacks: list[str] = field(default_factory=list)  # run against defenses + more_defenses
+
+    def attack_list(self, full: bool) -> list[str]:
+        """The attacks of the default run, or of the full matrix."""
+        return self.attacks + self.more_attacks if full else list(self.attacks)
 
     def cells(self, full: bool) -> list[str]:
         """The defense instances of the default run, or of the full matrix."""
@@ -149,8 +154,13 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     defenses = {name: build_defense(name, section) for name, section in _section(raw, "defenses").items()}
 
     grid = parse_section(GridSettings, _section(raw, "grid"), "grid")
-    for i, name in enumerate(grid.attacks):
-        require(name in attacks, f"grid.attacks[{i}]", f"unknown attack {name!r} (defined: {', '.join(attacks)})")
+    for field_name in ("attacks", "more_attacks"):
+        for i, name in enumerate(getattr(grid, field_name)):
+            require(name in attacks, f"grid.{field_name}[{i}]",
+                    f"unknown attack {name!r} (defined: {', '.join(attacks)})")
+    for i, name in enumerate(grid.more_attacks):
+        require(name not in grid.attacks, f"grid.more_attacks[{i}]",
+                f"{name!r} is already in grid.attacks (an attack runs in one of the two grids)")
     for field_name in ("defenses", "main", "more_defenses"):
         for i, name in enumerate(getattr(grid, field_name)):
             require(name in defenses, f"grid.{field_name}[{i}]",

@@ -5,22 +5,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from backdoorlab.attacks.base import TriggeredSet
 from backdoorlab.data.base import ImageSet
 from backdoorlab.training.loop import predict_logits
 
 
-def backdoor_metrics(model: nn.Module, clean_test: ImageSet, triggered_test: ImageSet,
-                     target: int, device: torch.device) -> dict[str, float]:
-    """CA on clean test images; ASR and RA on triggered images whose true label is not the target.
+def backdoor_metrics(model: nn.Module, clean_test: ImageSet, triggered_test: TriggeredSet,
+                     device: torch.device) -> dict[str, float]:
+    """CA on clean test images; ASR and RA on triggered images whose label the trigger changes.
 
-    ASR: fraction of triggered images classified as the target.
+    ASR: fraction of triggered images classified as their attack label (the target, or in
+         all-to-all mode the next class of each image's true label).
     RA:  fraction of triggered images classified as their true label (robust accuracy).
     """
     clean_pred = predict_logits(model, clean_test.images, device).argmax(1)
     triggered_pred = predict_logits(model, triggered_test.images, device).argmax(1)
     return {
         "ca": (clean_pred == clean_test.labels).float().mean().item(),
-        "asr": (triggered_pred == target).float().mean().item(),
+        "asr": (triggered_pred == triggered_test.attack_labels).float().mean().item(),
         "ra": (triggered_pred == triggered_test.labels).float().mean().item(),
     }
 

@@ -24,7 +24,7 @@ from backdoorlab.io import load_tensors
 from backdoorlab.sequela import SequelaAttack, SequelaContext
 from backdoorlab.sequela.base import ShadowOutputs
 from backdoorlab.settings import require
-from backdoorlab.workspace import SHADOW_SPLITS, load_poisoned, load_splits, model_spec
+from backdoorlab.workspace import SHADOW_SPLITS, load_attack, load_poisoned, load_splits, model_spec
 
 
 def load_shadows(params: Params) -> list[ShadowOutputs]:
@@ -43,6 +43,7 @@ def build_context(params: Params, attack_name: str, defense_fraction: float, lab
     samples; each split in an evaluation half and a calibration half of ``sequela.samples``."""
     splits = load_splits()
     poisoned = load_poisoned(attack_name)
+    attack = load_attack(params, attack_name)
     n = params.sequela.samples
     clean_mask = torch.ones(len(poisoned.train), dtype=torch.bool)
     clean_mask[poisoned.poison_indices] = False
@@ -57,8 +58,8 @@ def build_context(params: Params, attack_name: str, defense_fraction: float, lab
         members=splits.train.subset(members[:n]), non_members=splits.test.subset(non_members[:n]),
         calibration_members=splits.train.subset(members[n:2 * n]),
         calibration_non_members=splits.test.subset(non_members[n:2 * n]),
-        clean_test=splits.test, attack=params.attacks[attack_name],
-        defense_data=splits.defense_subset(defense_fraction), triggered_test=poisoned.triggered_test,
+        clean_test=splits.test, attack=attack,
+        defense_data=splits.defense_subset(defense_fraction), triggered_test=attack.triggered_test(splits.test),
         shadows=load_shadows(params) if with_shadows else [], label=label)
 
 

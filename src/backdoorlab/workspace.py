@@ -4,12 +4,18 @@ One place for the file layout, so the DVC stages (dvc.yaml) and the library agre
 
     data/prepared/splits.safetensors   train / test / shadow splits, defender's sample order
     data/prepared/meta.json            shape, classes, normalisation statistics
-    data/poisoned/<attack>/            poisoned training set, triggered test set, trigger
+    data/poisoned/<attack>/            poisoned training set, the trigger as prepared
     models/<attack>/<defense>.safetensors  (``backdoored`` for the undefended model)
+    models/<attack>/trigger.safetensors    the attack's final trigger state (after training)
     models/clean.safetensors           a model trained without poison (re-injection baseline)
     models/shadow/                     the membership attacker's shadow models and their splits
     reports/records/                   each stage's raw JSON record (DVC-cached, not in git)
     reports/...                        everything else: tables, figures, summary, committed to git
+
+Cells of the full matrix only (an attack of ``grid.more_attacks`` or a defense of
+``grid.more_defenses``) keep their records under ``reports/records/full/`` and their previews and
+landscapes under ``reports/full/``, so the default report, which depends on whole folders, never
+pulls them into `dvc repro`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Callable, NoReturn
 
 import torch
 
+from backdoorlab.attacks import Attack, TriggeredSet
 from backdoorlab.config import Params
 from backdoorlab.data.base import ImageSet
 from backdoorlab.errors import ConfigError, DataError, TrainingDiverged
@@ -52,27 +59,47 @@ def shadow_model_file(index: int) -> Path:
     return SHADOW_DIR / f"shadow_{index}.safetensors"
 
 
-def baseline_dir(attack: str) -> Path:
+def trigger_file(attack: str) -> Path:
+    """The attack's final trigger state, written by ``train`` (after any training-time part)."""
+    return Path("models") / attack / "trigger.safetensors"
+
+
+def in_default_run(params: Params, attack: str, defense: str | None = None) -> bool:
+    """Whether a cell (or an attack's own stages) belongs to the default run, not the full matrix only."""
+    return attack in params.grid.attacks and (defense is None or defense in params.grid.defenses)
+
+
+def records_root(params: Params, attack: str, defense: str | None = None) -> Path:
+    return RECORDS if in_default_run(params, attack, defense) else RECORDS / "full"
+
+
+def reports_root(params: Params, attack: str) -> Path:
+    """Where an attack's trigger preview and landscape go (read by the report of its grid)."""
+    return REPORTS if in_default_run(params, attack) else REPORTS / "full"
+
+
+def baseline_dir(params: Params, attack: str) -> Path:
     """The clean model's re-injection numbers for one attack's trigger."""
-    return RECORDS / "baseline" / attack
+    return records_root(params, attack) / "baseline" / attack
 
 
-def train_report_dir(attack: str) -> Path:
+def train_report_dir(params: Params, attack: str) -> Path:
     """The backdoored model's metrics (a dependency of every defense cell: no wall times in it),
     its training time, and the poisoning facts."""
-    return RECORDS / "train" / attack
+    return records_root(params, attack) / "train" / attack
 
 
 def cell_dir(params: Params, attack: str, defense: str) -> Path:
-    """A cell's records. The full matrix's extra cells (``grid.more_defenses``) keep theirs in
-    ``cells_more``, so the default report, which depends on the ``cells`` folder, never pulls
-    them into `dvc repro`."""
-    group = "cells_more" if defense in params.grid.more_defenses else "cells"
-    return RECORDS / group / f"{attack}-{defense}"
+    """A cell's records."""
+    return records_root(params, attack, defense) / "cells" / f"{attack}-{defense}"
 
 
-def trigger_preview_file(attack: str) -> Path:
-    return REPORTS / "triggers" / f"{attack}.png"
+def trigger_preview_file(params: Params, attack: str) -> Path:
+    return reports_root(params, attack) / "triggers" / f"{attack}.png"
+
+
+def landscape_file(params: Params, attack: str, suffix: str) -> Path:
+    return reports_root(params, attack) / "landscape" / f"{attack}.{suffix}"
 
 
 @dataclass(frozen=True)
@@ -132,15 +159,24 @@ def model_spec(params: Params) -> ModelSpec:
 class PoisonedData:
     train: ImageSet
     poison_indices: torch.Tensor
-    triggered_test: ImageSet
 
 
 def load_poisoned(attack: str) -> PoisonedData:
-    folder = poisoned_dir(attack)
-    train = load_tensors(folder / "train.safetensors")
-    test = load_tensors(folder / "triggered_test.safetensors")
-    return PoisonedData(ImageSet.from_tensors(train, "train"), train["poison_indices"],
-                        ImageSet.from_tensors(test, "test"))
+    train = load_tensors(poisoned_dir(attack) / "train.safetensors")
+    return PoisonedData(ImageSet.from_tensors(train, "train"), train["poison_indices"])
+
+
+def load_attack(params: Params, name: str, state: Path | None = None) -> Attack:
+    """The attack ``attacks.<name>`` with its trigger state restored from ``state`` (default: the
+    final state the ``train`` stage wrote)."""
+    attack = params.attacks[name]
+    attack.load_state(load_tensors(state or trigger_file(name)))
+    return attack
+
+
+def triggered_test(params: Params, name: str, test: ImageSet) -> TriggeredSet:
+    """The attack's triggered test set, from its final trigger state (cheap: a batch of stamps)."""
+    return load_attack(params, name).triggered_test(test)
 
 
 class OneLineParser(argparse.ArgumentParser):

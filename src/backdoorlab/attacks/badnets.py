@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from backdoorlab.attacks.base import ATTACKS, Attack
+from backdoorlab.attacks.base import ATTACKS, Attack, PoisonConfig
 from backdoorlab.settings import require
 
 Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
@@ -16,9 +16,7 @@ Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
 @ATTACKS.register("badnets")
 class BadNets(Attack):
     @dataclass(frozen=True)
-    class Config:
-        target: int = 0
-        poison_rate: float = 0.1
+    class Config(PoisonConfig):
         size: int = 3
         position: Corner = "bottom_right"
         margin: int = 0  # pixels between the patch and the image border
@@ -54,7 +52,7 @@ class BadNets(Attack):
         stamped[:, :, rows, cols] = self.patch()
         return stamped
 
-    def trigger_tensors(self) -> dict[str, torch.Tensor]:
+    def state_tensors(self) -> dict[str, torch.Tensor]:
         mask = torch.zeros(self.image_shape[1:], dtype=torch.uint8)
         rows, cols = self.corner_slices()
         mask[rows, cols] = 1

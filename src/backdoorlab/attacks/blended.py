@@ -10,16 +10,14 @@ from dataclasses import dataclass
 
 import torch
 
-from backdoorlab.attacks.base import ATTACKS, Attack
+from backdoorlab.attacks.base import ATTACKS, Attack, PoisonConfig
 from backdoorlab.settings import require
 
 
 @ATTACKS.register("blended")
 class Blended(Attack):
     @dataclass(frozen=True)
-    class Config:
-        target: int = 0
-        poison_rate: float = 0.1
+    class Config(PoisonConfig):
         alpha: float = 0.2
         pattern_seed: int = 1
 
@@ -36,5 +34,5 @@ class Blended(Attack):
         blended = (1 - alpha) * images.float() + alpha * self.pattern().float()
         return blended.round_().clamp_(0, 255).to(torch.uint8)
 
-    def trigger_tensors(self) -> dict[str, torch.Tensor]:
+    def state_tensors(self) -> dict[str, torch.Tensor]:
         return {"pattern": self.pattern()}

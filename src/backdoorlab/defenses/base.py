@@ -14,7 +14,7 @@ part (``validation``) on which the defender may measure what its defense costs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import nn

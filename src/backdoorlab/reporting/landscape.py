@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backdoorlab.attacks.base import TriggeredSet
 from backdoorlab.data.base import ImageSet
 from backdoorlab.settings import check_positive, require
 from backdoorlab.training.loop import predict_logits
@@ -65,22 +66,20 @@ def interpolate(start: State, end: State, t: float) -> dict[str, torch.Tensor]:
     return state
 
 
-def mean_loss(model: nn.Module, data: ImageSet, device: torch.device, target: int | None = None) -> float:
-    """Mean cross-entropy in eval mode, against the true labels or against ``target`` for all."""
-    logits = predict_logits(model, data.images, device)
-    labels = data.labels if target is None else torch.full_like(data.labels, target)
-    return F.cross_entropy(logits, labels).item()
+def mean_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
+    """Mean cross-entropy in eval mode."""
+    return F.cross_entropy(predict_logits(model, images, device), labels).item()
 
 
-def loss_path(start: nn.Module, end: nn.Module, clean: ImageSet, triggered: ImageSet, target: int,
+def loss_path(start: nn.Module, end: nn.Module, clean: ImageSet, triggered: TriggeredSet,
               ts: list[float], device: torch.device) -> list[dict[str, float]]:
-    """Clean loss (true labels) and poisoned loss (triggered images, ``target`` label) at each t."""
+    """Clean loss (true labels) and poisoned loss (triggered images, attack labels) at each t."""
     probe = copy.deepcopy(start).to(device)
     start_state = {k: v.detach().to(device) for k, v in start.state_dict().items()}
     end_state = {k: v.detach().to(device) for k, v in end.state_dict().items()}
     rows = []
     for t in ts:
         probe.load_state_dict(interpolate(start_state, end_state, t))
-        rows.append({"t": t, "clean_loss": mean_loss(probe, clean, device),
-                     "poisoned_loss": mean_loss(probe, triggered, device, target)})
+        rows.append({"t": t, "clean_loss": mean_loss(probe, clean.images, clean.labels, device),
+                     "poisoned_loss": mean_loss(probe, triggered.images, triggered.attack_labels, device)})
     return rows

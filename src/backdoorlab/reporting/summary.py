@@ -20,12 +20,13 @@ def _metrics_only(raw: dict[str, float]) -> dict[str, float]:
 def sequela_results(params: Params, full: bool) -> SequelaResults:
     return {attack: {defense: _metrics_only(read_json(cell_dir(params, attack, defense) / "sequela.json"))
                      for defense in params.grid.main_cells(full)}
-            for attack in params.grid.attacks}
+            for attack in params.grid.attack_list(full)}
 
 
-def reinject_baselines(params: Params) -> dict[str, dict[str, float]]:
+def reinject_baselines(params: Params, full: bool) -> dict[str, dict[str, float]]:
     """``{attack: {"<instance>.<metric>": value}}``: re-injection on the model trained without poison."""
-    return {attack: _metrics_only(read_json(baseline_dir(attack) / "reinject.json")) for attack in params.grid.attacks}
+    return {attack: _metrics_only(read_json(baseline_dir(params, attack) / "reinject.json"))
+            for attack in params.grid.attack_list(full)}
 
 
 def is_headline(params: Params, key: str) -> bool:
@@ -39,7 +40,7 @@ def collect_cells(params: Params, sequela: SequelaResults, full: bool) -> dict[s
     """``{"<attack>-<defense>": record}`` with defense metrics and, for main defenses, the headline
     sequela numbers as ``sequela.<metric>`` plus ``delta.<metric>`` = defended - undefended."""
     records: dict[str, Record] = {}
-    for attack in params.grid.attacks:
+    for attack in params.grid.attack_list(full):
         baseline = sequela[attack]["none"]
         for defense in params.grid.cells(full):
             cell = read_json(cell_dir(params, attack, defense) / "defense.json")
@@ -74,16 +75,17 @@ def headline(params: Params, records: dict[str, Record], full: bool) -> dict[str
                                for k, v in records[f"{attack}-{defense}"].items()
                                if k in ("ca", "asr", "der", "collapsed")}
                      for defense in params.grid.cells(full)}
-            for attack in params.grid.attacks}
+            for attack in params.grid.attack_list(full)}
 
 
 def calibration_trials(params: Params, full: bool) -> dict[str, dict[str, dict[str, Any]]]:
     """``{attack: {instance: calibration record}}`` for every calibrated instance in the grid."""
     return {attack: {defense: read_json(cell_dir(params, attack, defense) / "defense.json")["calibration"]
                      for defense in params.grid.cells(full) if params.defenses[defense].calibration}
-            for attack in params.grid.attacks}
+            for attack in params.grid.attack_list(full)}
 
 
-def training_times(params: Params) -> dict[str, float]:
+def training_times(params: Params, full: bool) -> dict[str, float]:
     """Wall time of each backdoored model's training: the yardstick of a defense's cost."""
-    return {attack: read_json(train_report_dir(attack) / "timing.json")["seconds"] for attack in params.grid.attacks}
+    return {attack: read_json(train_report_dir(params, attack) / "timing.json")["seconds"]
+            for attack in params.grid.attack_list(full)}

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
-from backdoorlab.attacks.base import Attack
+from backdoorlab.attacks.base import Attack, TriggeredSet
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec
 from backdoorlab.registry import Registry
@@ -47,7 +47,7 @@ class SequelaContext:
     clean_test: ImageSet
     attack: Attack  # the backdoor attack of this cell (re-injection re-uses its trigger)
     defense_data: ImageSet  # the defender's clean subset
-    triggered_test: ImageSet  # this attack's triggered test set (re-injection's ASR)
+    triggered_test: TriggeredSet  # this attack's triggered test set (re-injection's ASR)
     shadows: list[ShadowOutputs] = field(default_factory=list)  # for the shadow-model attack
     label: str = "sequela"
 

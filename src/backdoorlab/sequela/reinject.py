@@ -1,7 +1,7 @@
 """Backdoor re-injection: how few poisoned samples bring a removed backdoor back.
 
-An attacker who can slip ``k`` poisoned samples (the cell's trigger stamped on non-target images,
-relabelled to the target) into the defender's clean data fine-tunes the model on the mix for a few
+An attacker who can slip ``k`` poisoned samples (the cell's trigger stamped on images it changes,
+relabelled to their attack label) into the defender's clean data fine-tunes the model on the mix for a few
 epochs; the ASR reached, against ``k``, measures how close the defended model still sits to a
 backdoored solution. The same run on a model trained without poison (the ``reinject_baseline``
 stage) is the yardstick: a defense whose model regains the backdoor faster leaves sequela.
@@ -45,16 +45,16 @@ class Reinjection(SequelaAttack):
             check_non_negative(self, key, "momentum", "weight_decay")
 
     def poisoned_samples(self, ctx: SequelaContext) -> ImageSet:
-        """``max(poisons)`` triggered, relabelled copies of the defender's non-target images, in a
-        seeded order (a prefix of it is the set for a smaller k)."""
-        target = ctx.attack.target
-        candidates = torch.nonzero(ctx.defense_data.labels != target).flatten()
+        """``max(poisons)`` triggered, relabelled copies of the defender's images the trigger
+        changes (non-target ones, all-to-one), in a seeded order (a prefix of it is the set for a
+        smaller k)."""
+        attack, data = ctx.attack, ctx.defense_data
+        candidates = attack.candidates(data.labels)
         count = max(self.config.poisons)
         require(count <= len(candidates), f"{self.key}.poisons",
-                f"{count} poisoned samples asked for, but the defense subset has {len(candidates)} non-target images")
+                f"{count} poisoned samples asked for, but the defense subset has {len(candidates)} candidates")
         chosen = candidates[torch.randperm(len(candidates), generator=ctx.generator)[:count]]
-        return ImageSet(ctx.attack.apply_trigger(ctx.defense_data.images[chosen]),
-                        torch.full((count,), target, dtype=torch.long))
+        return ImageSet(attack.apply_trigger(data.images[chosen]), attack.attack_labels(data.labels[chosen]))
 
     def run(self, model: nn.Module, ctx: SequelaContext) -> dict[str, float]:
         cfg = self.config
@@ -69,5 +69,5 @@ class Reinjection(SequelaAttack):
                 generator=ctx.generator, augment=None, device=ctx.device, precision=cfg.precision,
                 on_epoch=lambda epoch, loss: None, label=ctx.label)
             predicted = predict_logits(tuned, ctx.triggered_test.images, ctx.device).argmax(1)
-            results[f"asr@{k}"] = (predicted == ctx.attack.target).float().mean().item()
+            results[f"asr@{k}"] = (predicted == ctx.triggered_test.attack_labels).float().mean().item()
         return results

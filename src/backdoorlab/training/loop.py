@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,21 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 # A whole update on one batch (forwards, backwards, optimizer step); returns the loss to report.
 StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[[int, float], None]
+
+
+class BatchHook(Protocol):
+    """How an attack that controls training takes part in it (WaNet's noise mode, the input-aware
+    generator): it rewrites each augmented batch, may add a loss term, and may step models of its
+    own after the victim's optimizer has stepped."""
+
+    def transform(self, model: nn.Module, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The batch to train on, its labels, and an extra loss (or None)."""
+        ...
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (e.g. to step the hook's own optimizer)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -72,11 +87,15 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
         optimizer: Optimizer, schedule: Schedule, generator: torch.Generator,
         augment: AugmentConfig | None, device: torch.device, precision: str = "fp32",
         loss_fn: LossFn = cross_entropy, after_step: Callable[[], None] | None = None,
-        on_epoch: EpochHook | None = None, label: str = "train", step_fn: StepFn | None = None) -> None:
+        on_epoch: EpochHook | None = None, label: str = "train", step_fn: StepFn | None = None,
+        batch_hook: BatchHook | None = None) -> None:
     """Train ``model`` in place. ``schedule(step)`` sets the LR before every step.
 
     ``step_fn``, if given, performs each update itself (``loss_fn`` and ``precision`` are then
-    unused; the schedule still drives ``optimizer``'s LR)."""
+    unused; the schedule still drives ``optimizer``'s LR). ``batch_hook`` (an attack that controls
+    training) rewrites every batch after augmentation and may add a loss term."""
+    if step_fn is not None and batch_hook is not None:
+        raise ValueError("fit: step_fn and batch_hook cannot be combined")
     progress = Progress(label)
     batches = steps_per_epoch(len(data), batch_size)
     step = 0
@@ -90,6 +109,9 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
             y = data.labels[idx].to(device)
             if augment is not None:
                 x = augment_batch(x, augment, generator)
+            extra: torch.Tensor | None = None
+            if batch_hook is not None:
+                x, y, extra = batch_hook.transform(model, x, y)
             for group in optimizer.param_groups:
                 group["lr"] = schedule(step)
             if step_fn is not None:
@@ -97,9 +119,13 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
             else:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     loss = loss_fn(model, x, y)
+                    if extra is not None:
+                        loss = loss + extra
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if batch_hook is not None:
+                    batch_hook.after_step()
             value = loss.item()
             if not math.isfinite(value):
                 raise TrainingDiverged(f"{label}: loss became {value} at epoch {epoch}, step {step + 1} "
