@@ -15,9 +15,8 @@ import torch
 from backdoorlab.attacks import AttackerResources
 from backdoorlab.config import derive_seed, generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
-from backdoorlab.reporting.figures import trigger_preview
 from backdoorlab.workspace import (load_splits, model_spec, poisoned_dir, require_known, run_stage, stage_arguments,
-                                   train_report_dir, trigger_preview_file)
+                                   train_report_dir)
 
 
 def main() -> None:
@@ -36,8 +35,6 @@ def main() -> None:
     save_tensors(folder / "train.safetensors",
                  {**poisoned.train.to_tensors("train"), "poison_indices": poisoned.poison_indices})
     save_tensors(folder / "trigger.safetensors", attack.state_tensors())
-    trigger_preview(splits.test.images[:6], attack.apply_trigger(splits.test.images[:6]),
-                    trigger_preview_file(params, name), title=name)
     write_json(train_report_dir(params, name) / "poison.json", {
         "attack": name, "target": attack.target, "label_mode": attack.config.label_mode,
         "poisoned": len(poisoned.poison_indices), "train_size": len(poisoned.train),

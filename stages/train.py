@@ -18,10 +18,11 @@ from backdoorlab.io import save_tensors, write_json, write_table
 from backdoorlab.metrics import backdoor_metrics
 from backdoorlab.models import save_model
 from backdoorlab.progress import Progress
+from backdoorlab.reporting.figures import trigger_preview
 from backdoorlab.training.recipe import init_model, train_with_recipe
 from backdoorlab.workspace import (REPORTS, load_attack, load_poisoned, load_splits, model_file, model_spec,
                                    poisoned_dir, require_known, run_stage, stage_arguments, train_report_dir,
-                                   trigger_file)
+                                   trigger_file, trigger_preview_file)
 
 
 def main() -> None:
@@ -52,6 +53,8 @@ def main() -> None:
     final = backdoor_metrics(model, splits.test, attack.triggered_test(splits.test), device)
     save_model(model, model_file(name, "backdoored"))
     save_tensors(trigger_file(name), attack.state_tensors())
+    trigger_preview(splits.test.images[:6], attack.apply_trigger(splits.test.images[:6]),
+                    trigger_preview_file(params, name), title=name)  # the trigger as finally trained
     folder = train_report_dir(params, name)
     write_table(REPORTS / "curves" / f"{name}.tsv", curves, delimiter="\t")
     write_json(folder / "metrics.json", final)

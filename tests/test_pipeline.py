@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import tinyrepo
+from backdoorlab.io import load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -81,13 +82,31 @@ def test_changing_an_sft_param_reruns_only_the_sft_cells(repo):
 
 
 def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
+    """More attacks (their own poison, train, baseline and landscape stages; here LF, whose trigger
+    the poison stage fits and every later stage reloads) x every defense, more defenses x every
+    attack, and a report of all of them."""
     output = run([str(BIN / "dvc"), "repro", "full/dvc.yaml"], repo)
-    more = set(TINY["grid"]["more_defenses"])
-    assert stages_run(output) == ({f"full/dvc.yaml:{stage}@{a}-{d}" for stage in ("defend", "sequela")
-                                   for a in TINY["grid"]["attacks"] for d in more} | {"full/dvc.yaml:report"})
+    grid = TINY["grid"]
+    attacks, new = grid["attacks"], grid["more_attacks"]
+    defenses, main, more = grid["defenses"], grid["main"], grid["more_defenses"]
+    cells = {("defend", a, d) for a in new for d in defenses + more} | {("defend", a, d) for a in attacks for d in more}
+    cells |= {("sequela", a, d) for a in new for d in main + more} | {("sequela", a, d) for a in attacks for d in more}
+    expected = {f"full/dvc.yaml:{stage}_more_{'defenses' if a in attacks else 'both' if d in more else 'attacks'}"
+                f"@{a}-{d}" for stage, a, d in cells}
+    expected |= {f"full/dvc.yaml:{stage}@{a}" for stage in ("poison", "train", "reinject_baseline", "landscape")
+                 for a in new} | {"full/dvc.yaml:report"}
+    assert stages_run(output) == expected
     full = json.loads((repo / "reports" / "full" / "summary.json").read_text())
-    assert all(set(cells) == set(TINY["grid"]["defenses"]) | more for cells in full.values())
-    assert set(summary(repo)["badnets"]) == set(TINY["grid"]["defenses"])  # the default report is untouched
+    assert set(full) == set(attacks + new)
+    assert all(set(cells) == set(defenses + more) for cells in full.values())
+    # LF's trigger, fitted by the poison stage, travelled through train to the defense cells: they
+    # rebuild the same triggered test set (the tiny profile is too small to plant it, hence no ASR bound)
+    perturbation = load_tensors(repo / "models" / "lf" / "trigger.safetensors")["perturbation"]
+    assert perturbation.abs().max() > 0
+    trained = json.loads((repo / "reports" / "records" / "full" / "train" / "lf" / "metrics.json").read_text())
+    assert full["lf"]["none"]["asr"] == round(trained["asr"], 4)
+    assert set(summary(repo)["badnets"]) == set(defenses)  # the default report is untouched
+    assert set(summary(repo)) == set(attacks)
 
 
 def test_reverting_a_param_restores_every_stage_from_the_run_cache(repo):

@@ -169,8 +169,12 @@ def load_poisoned(attack: str) -> PoisonedData:
 def load_attack(params: Params, name: str, state: Path | None = None) -> Attack:
     """The attack ``attacks.<name>`` with its trigger state restored from ``state`` (default: the
     final state the ``train`` stage wrote)."""
-    attack = params.attacks[name]
-    attack.load_state(load_tensors(state or trigger_file(name)))
+    attack, path = params.attacks[name], state or trigger_file(name)
+    try:
+        attack.load_state(load_tensors(path))
+    except KeyError as error:
+        raise DataError(f"{path}: not a trigger state of attacks.{name} (missing {error}); "
+                        "re-run its poison and train stages") from None
     return attack
 
 
