@@ -1,7 +1,8 @@
 # Two entry points, each installing what it needs into .venv first:
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
 #   make test    runs the test suite (and installs chromium with apt-get if it is missing)
-#   make repro-full  the full matrix (dvc repro full/dvc.yaml: every defense, with sequela)
+#   make repro-full  the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with sequela)
+#   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full test bench bench-launch install chromium
+.PHONY: repro repro-full dag test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -24,6 +25,9 @@ repro: $(STAMP)
 
 repro-full: $(STAMP)
 	$(BIN)/dvc repro full/dvc.yaml
+
+dag: $(STAMP)
+	$(BIN)/python scripts/full_dag.py
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest

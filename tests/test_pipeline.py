@@ -91,9 +91,9 @@ def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
     defenses, main, more = grid["defenses"], grid["main"], grid["more_defenses"]
     cells = {("defend", a, d) for a in new for d in defenses + more} | {("defend", a, d) for a in attacks for d in more}
     cells |= {("sequela", a, d) for a in new for d in main + more} | {("sequela", a, d) for a in attacks for d in more}
-    expected = {f"full/dvc.yaml:{stage}_more_{'defenses' if a in attacks else 'both' if d in more else 'attacks'}"
-                f"@{a}-{d}" for stage, a, d in cells}
-    expected |= {f"full/dvc.yaml:{stage}@{a}" for stage in ("poison", "train", "reinject_baseline", "landscape")
+    expected = {f"full/{'defenses' if a in attacks else 'both' if d in more else 'attacks'}/dvc.yaml:{stage}@{a}-{d}"
+                for stage, a, d in cells}
+    expected |= {f"full/attacks/dvc.yaml:{stage}@{a}" for stage in ("poison", "train", "reinject_baseline", "landscape")
                  for a in new} | {"full/dvc.yaml:report"}
     assert stages_run(output) == expected
     full = json.loads((repo / "reports" / "full" / "summary.json").read_text())

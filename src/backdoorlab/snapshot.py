@@ -16,7 +16,7 @@ def copy_sources(root: Path, dst: Path) -> None:
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
                             capture_output=True, text=True, check=True).stdout.split()
     for name in listed:
-        if name == "dvc.lock" or name.startswith("reports/") or not (root / name).is_file():
+        if Path(name).name == "dvc.lock" or name.startswith("reports/") or not (root / name).is_file():
             continue
         (dst / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dst / name)
