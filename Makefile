@@ -2,6 +2,7 @@
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
 #   make test    runs the test suite (and installs chromium with apt-get if it is missing)
 #   make repro-full  the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with sequela)
+#   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
 #   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
 PYTHON ?= python3.11
 VENV := .venv
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full dag test bench bench-launch install chromium
+.PHONY: repro repro-full repro-attacks dag test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -25,6 +26,9 @@ repro: $(STAMP)
 
 repro-full: $(STAMP)
 	$(BIN)/dvc repro full/dvc.yaml
+
+repro-attacks: $(STAMP)
+	$(BIN)/dvc repro full/attacks/dvc.yaml:report
 
 dag: $(STAMP)
 	$(BIN)/python scripts/full_dag.py

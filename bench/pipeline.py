@@ -51,12 +51,14 @@ def cold_repro(share_cache: bool) -> None:
         process = subprocess.Popen([dvc, "repro", "--no-run-cache"], cwd=tmp, env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert process.stdout is not None
+        tail: list[str] = []
         for line in process.stdout:
+            tail = (tail + [line])[-40:]
             match = re.match(r"Running stage '([^']+)'", line)
             if match:
                 stages.append((match.group(1), time.perf_counter()))
         if process.wait() != 0:
-            sys.exit("dvc repro failed")
+            sys.exit("dvc repro failed:\n" + "".join(tail))
         total = time.perf_counter() - started
 
     ends = [t for _, t in stages[1:]] + [started + total]

@@ -1,7 +1,8 @@
 """Stage `report`: every cell -> the headline metrics, paper-style tables and figures.
 
-    python stages/report.py            # the default run's cells -> reports/
-    python stages/report.py --full     # the full matrix (more attacks and defenses) -> reports/full/
+    python stages/report.py                    # the default run's cells -> reports/
+    python stages/report.py --scope attacks    # every attack x the default run's defenses -> reports/attacks/
+    python stages/report.py --scope full       # every cell of the full matrix -> reports/full/
 
 ``reports/summary.json`` holds the headline (CA / ASR / DER / collapsed per cell) that
 ``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number of every
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backdoorlab.config import Params, load_params
+from backdoorlab.config import SCOPES, Params, Scope, load_params
 from backdoorlab.io import read_json, write_json, write_text
 from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
@@ -83,7 +84,12 @@ def calibration_figures(params: Params, attacks: list[str], cells: list[str], tr
                     log_x=all(v > 0 for p in panels_data for v in p["test CA"][0]))
 
 
-def index(params: Params, out: Path, full: bool, attacks: list[str], cells: list[str],
+TITLES = {"default": "the default run", "attacks": "every attack against the default run's defenses",
+          "full": "the full matrix"}
+OUT_DIRS = {"default": REPORTS, "attacks": REPORTS / "attacks", "full": REPORTS / "full"}
+
+
+def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: list[str],
           trials: dict[str, dict[str, Any]]) -> str:
     """The run at a glance: what ran, the headline tables, the main figures, links to the rest."""
     data = read_json(RECORDS / "data.json")
@@ -105,8 +111,7 @@ def index(params: Params, out: Path, full: bool, attacks: list[str], cells: list
     figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack}") for attack in attacks]
     figures += [(out / "figures" / "sequela_reinjection_reinject.png", "re-injection"),
                 (out / "figures" / "sequela_mia_auc.png", "membership inference")]
-    title = "backdoorlab results: the full matrix" if full else "backdoorlab results: the default run"
-    return write_index(out / "README.md", title=title, facts=facts, tables=tables, figures=figures,
+    return write_index(out / "README.md", title=f"backdoorlab results: {TITLES[scope]}", facts=facts, tables=tables, figures=figures,
                        table_dir=out / "tables",
                        figure_dirs=[out / "figures", *sorted({landscape_file(params, a, "png").parent for a in attacks}),
                                     *sorted({trigger_preview_file(params, a).parent for a in attacks})],
@@ -115,19 +120,19 @@ def index(params: Params, out: Path, full: bool, attacks: list[str], cells: list
 
 def main() -> None:
     parser = OneLineParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="the full matrix (grid.more_attacks and grid.more_defenses too)")
-    full = parser.parse_args().full
+    parser.add_argument("--scope", choices=SCOPES, default="default",
+                        help="default: the default run; attacks: grid.more_attacks too; full: and grid.more_defenses")
+    scope = parser.parse_args().scope
     params = load_params()
-    out = REPORTS / "full" if full else REPORTS
+    out = OUT_DIRS[scope]
     tables, figures = out / "tables", out / "figures"
-    attacks, cells, main = params.grid.attack_list(full), params.grid.cells(full), params.grid.main_cells(full)
-    sequela, baselines = sequela_results(params, full), reinject_baselines(params, full)
-    records = collect_cells(params, sequela, full)
-    trained = training_times(params, full)
+    attacks, cells, main = params.grid.attack_list(scope), params.grid.cells(scope), params.grid.main_cells(scope)
+    sequela, baselines = sequela_results(params, scope), reinject_baselines(params, scope)
+    records = collect_cells(params, sequela, scope)
+    trained = training_times(params, scope)
     for record in records.values():  # the cost argument: a defense's time against the training's
         record["cost_vs_training"] = record["seconds"] / trained[record["attack"]]
-    write_json(out / "summary.json", headline(params, records, full))
+    write_json(out / "summary.json", headline(params, records, scope))
 
     write_frame(main_table(records, attacks, main), tables / "main")
     write_frame(defender_table(records, attacks, main), tables / "defender")
@@ -135,14 +140,14 @@ def main() -> None:
     sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta."))})
     write_frame(detail_table({**records, **baseline_records(params, baselines)}, [*notes, *sequela_keys]),
                 tables / "cells")
-    trials = calibration_trials(params, full)
+    trials = calibration_trials(params, scope)
     if any(trials.values()):
         write_frame(calibration_table(trials), tables / "calibration")
         calibration_figures(params, attacks, cells, trials, records, figures)
 
     defense_bars(attacks, main, records, figures)
     sequela_report(attacks, main, sequela, baselines, tables, figures)
-    write_text(out / "README.md", index(params, out, full, attacks, cells, trials))
+    write_text(out / "README.md", index(params, out, scope, attacks, cells, trials))
     print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")
 
 

@@ -103,8 +103,13 @@ def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
     # rebuild the same triggered test set (the tiny profile is too small to plant it, hence no ASR bound)
     perturbation = load_tensors(repo / "models" / "lf" / "trigger.safetensors")["perturbation"]
     assert perturbation.abs().max() > 0
-    trained = json.loads((repo / "reports" / "records" / "full" / "train" / "lf" / "metrics.json").read_text())
+    trained = json.loads((repo / "reports/records/full/attacks/train/lf/metrics.json").read_text())
     assert full["lf"]["none"]["asr"] == round(trained["asr"], 4)
+    # the attacks block's own report: every attack x the default run's defenses, nothing else to run
+    output = run([str(BIN / "dvc"), "repro", "full/attacks/dvc.yaml:report"], repo)
+    assert stages_run(output) == {"full/attacks/dvc.yaml:report"}
+    by_attack = json.loads((repo / "reports" / "attacks" / "summary.json").read_text())
+    assert set(by_attack) == set(attacks + new) and all(set(c) == set(defenses) for c in by_attack.values())
     assert set(summary(repo)["badnets"]) == set(defenses)  # the default report is untouched
     assert set(summary(repo)) == set(attacks)
 

@@ -22,7 +22,8 @@ def stage(*args: str) -> subprocess.CompletedProcess[str]:
     (["stages/defend.py", "badnets", "nope"], "error: defense 'nope': not in params.yaml's defenses"),
     (["stages/train.py"], "error: the following arguments are required: attack (usage: train.py"),
     (["stages/prepare.py", "extra"], "error: unrecognized arguments: extra (usage: prepare.py"),
-    (["stages/report.py", "--nope"], "error: unrecognized arguments: --nope (usage: report.py [-h] [--full])"),
+    (["stages/report.py", "--nope"],
+     "error: unrecognized arguments: --nope (usage: report.py [-h] [--scope {default,attacks,full}])"),
 ])
 def test_a_bad_stage_command_line_is_one_line_and_exit_2(args, message):
     result = stage(*args)

@@ -64,6 +64,12 @@ class UtilitySettings:
                 f"must be in [0, 1], got {self.collapse_floor}")
 
 
+# What a report covers: the default run; every attack against the default run's defenses (the
+# full matrix's attacks block); or every cell of the full matrix.
+Scope = Literal["default", "attacks", "full"]
+SCOPES: tuple[Scope, ...] = ("default", "attacks", "full")
+
+
 @dataclass(frozen=True)
 class GridSettings:
     attacks: list[str]
@@ -73,17 +79,17 @@ class GridSettings:
     more_defenses: list[str] = field(default_factory=list)
     more_attacks: list[str] = field(default_factory=list)  # run against defenses + more_defenses
 
-    def attack_list(self, full: bool) -> list[str]:
-        """The attacks of the default run, or of the full matrix."""
-        return self.attacks + self.more_attacks if full else list(self.attacks)
+    def attack_list(self, scope: Scope) -> list[str]:
+        """The attacks of a report's scope: the default run's, or with the full matrix's too."""
+        return list(self.attacks) if scope == "default" else self.attacks + self.more_attacks
 
-    def cells(self, full: bool) -> list[str]:
-        """The defense instances of the default run, or of the full matrix."""
-        return self.defenses + self.more_defenses if full else list(self.defenses)
+    def cells(self, scope: Scope) -> list[str]:
+        """The defense instances of a report's scope (more_defenses only in the full matrix)."""
+        return self.defenses + self.more_defenses if scope == "full" else list(self.defenses)
 
-    def main_cells(self, full: bool) -> list[str]:
+    def main_cells(self, scope: Scope) -> list[str]:
         """Those in the main table and probed by the sequela attacks."""
-        return self.main + self.more_defenses if full else list(self.main)
+        return self.main + self.more_defenses if scope == "full" else list(self.main)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ One place for the file layout, so the DVC stages (dvc.yaml) and the library agre
     reports/...                        everything else: tables, figures, summary, committed to git
 
 Cells of the full matrix only (an attack of ``grid.more_attacks`` or a defense of
-``grid.more_defenses``) keep their records under ``reports/records/full/`` and their previews and
-landscapes under ``reports/full/``, so the default report, which depends on whole folders, never
-pulls them into `dvc repro`.
+``grid.more_defenses``) keep their records under ``reports/records/full/<block>/`` and the extra
+attacks' previews and landscapes under ``reports/attacks/``, so a report, which depends on whole
+folders, never pulls in stages it does not show.
 """
 
 from __future__ import annotations
@@ -70,12 +70,19 @@ def in_default_run(params: Params, attack: str, defense: str | None = None) -> b
 
 
 def records_root(params: Params, attack: str, defense: str | None = None) -> Path:
-    return RECORDS if in_default_run(params, attack, defense) else RECORDS / "full"
+    """The default run's records, or those of one block of the full matrix (full/<block>/dvc.yaml):
+    ``attacks`` (an extra attack's own stages and its cells with the default defenses),
+    ``defenses`` (a default attack with an extra defense) or ``both``."""
+    if in_default_run(params, attack, defense):
+        return RECORDS
+    if attack in params.grid.attacks:
+        return RECORDS / "full" / "defenses"
+    return RECORDS / "full" / ("attacks" if defense is None or defense in params.grid.defenses else "both")
 
 
 def reports_root(params: Params, attack: str) -> Path:
-    """Where an attack's trigger preview and landscape go (read by the report of its grid)."""
-    return REPORTS if in_default_run(params, attack) else REPORTS / "full"
+    """Where an attack's trigger preview and landscape go (read by the reports that show it)."""
+    return REPORTS if in_default_run(params, attack) else REPORTS / "attacks"
 
 
 def baseline_dir(params: Params, attack: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backdoorlab.config import Params
+from backdoorlab.config import Params, Scope
 from backdoorlab.io import read_json
 from backdoorlab.workspace import baseline_dir, cell_dir, train_report_dir
 
@@ -17,16 +17,16 @@ def _metrics_only(raw: dict[str, float]) -> dict[str, float]:
     return {key: value for key, value in raw.items() if not key.endswith(".seconds")}
 
 
-def sequela_results(params: Params, full: bool) -> SequelaResults:
+def sequela_results(params: Params, scope: Scope) -> SequelaResults:
     return {attack: {defense: _metrics_only(read_json(cell_dir(params, attack, defense) / "sequela.json"))
-                     for defense in params.grid.main_cells(full)}
-            for attack in params.grid.attack_list(full)}
+                     for defense in params.grid.main_cells(scope)}
+            for attack in params.grid.attack_list(scope)}
 
 
-def reinject_baselines(params: Params, full: bool) -> dict[str, dict[str, float]]:
+def reinject_baselines(params: Params, scope: Scope) -> dict[str, dict[str, float]]:
     """``{attack: {"<instance>.<metric>": value}}``: re-injection on the model trained without poison."""
     return {attack: _metrics_only(read_json(baseline_dir(params, attack) / "reinject.json"))
-            for attack in params.grid.attack_list(full)}
+            for attack in params.grid.attack_list(scope)}
 
 
 def is_headline(params: Params, key: str) -> bool:
@@ -36,13 +36,13 @@ def is_headline(params: Params, key: str) -> bool:
     return attack is not None and attack.headline(metric)
 
 
-def collect_cells(params: Params, sequela: SequelaResults, full: bool) -> dict[str, Record]:
+def collect_cells(params: Params, sequela: SequelaResults, scope: Scope) -> dict[str, Record]:
     """``{"<attack>-<defense>": record}`` with defense metrics and, for main defenses, the headline
     sequela numbers as ``sequela.<metric>`` plus ``delta.<metric>`` = defended - undefended."""
     records: dict[str, Record] = {}
-    for attack in params.grid.attack_list(full):
+    for attack in params.grid.attack_list(scope):
         baseline = sequela[attack]["none"]
-        for defense in params.grid.cells(full):
+        for defense in params.grid.cells(scope):
             cell = read_json(cell_dir(params, attack, defense) / "defense.json")
             record: Record = {k: cell[k] for k in ("attack", "defense", "method", "clean_fraction",
                                                     "ca", "asr", "ra", "der", "val_acc_before", "val_acc",
@@ -68,24 +68,24 @@ def baseline_records(params: Params, baselines: dict[str, dict[str, float]]) -> 
             for attack, values in baselines.items()}
 
 
-def headline(params: Params, records: dict[str, Record], full: bool) -> dict[str, dict[str, dict[str, Any]]]:
+def headline(params: Params, records: dict[str, Record], scope: Scope) -> dict[str, dict[str, dict[str, Any]]]:
     """``{attack: {defense: {ca, asr, der, collapsed}}}``: the compact file ``dvc exp show`` and
     ``dvc metrics diff`` read (columns such as ``badnets.sft.asr``)."""
     return {attack: {defense: {k: (round(v, 4) if isinstance(v, float) else v)
                                for k, v in records[f"{attack}-{defense}"].items()
                                if k in ("ca", "asr", "der", "collapsed")}
-                     for defense in params.grid.cells(full)}
-            for attack in params.grid.attack_list(full)}
+                     for defense in params.grid.cells(scope)}
+            for attack in params.grid.attack_list(scope)}
 
 
-def calibration_trials(params: Params, full: bool) -> dict[str, dict[str, dict[str, Any]]]:
+def calibration_trials(params: Params, scope: Scope) -> dict[str, dict[str, dict[str, Any]]]:
     """``{attack: {instance: calibration record}}`` for every calibrated instance in the grid."""
     return {attack: {defense: read_json(cell_dir(params, attack, defense) / "defense.json")["calibration"]
-                     for defense in params.grid.cells(full) if params.defenses[defense].calibration}
-            for attack in params.grid.attack_list(full)}
+                     for defense in params.grid.cells(scope) if params.defenses[defense].calibration}
+            for attack in params.grid.attack_list(scope)}
 
 
-def training_times(params: Params, full: bool) -> dict[str, float]:
+def training_times(params: Params, scope: Scope) -> dict[str, float]:
     """Wall time of each backdoored model's training: the yardstick of a defense's cost."""
     return {attack: read_json(train_report_dir(params, attack) / "timing.json")["seconds"]
-            for attack in params.grid.attack_list(full)}
+            for attack in params.grid.attack_list(scope)}
