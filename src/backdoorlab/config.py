@@ -138,6 +138,20 @@ def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value  # type: ignore[return-value]
 
 
+def check_grid_names(grid: GridSettings, kind: str, defined: Mapping[str, Any], fields: tuple[str, ...],
+                     subject: str) -> None:
+    """Every name in the grid lists ``fields`` is a defined ``kind``, and the full matrix's list
+    (the last field) shares none with the default run's (the first): ``subject`` runs in one grid."""
+    for field_name in fields:
+        for i, name in enumerate(getattr(grid, field_name)):
+            require(name in defined, f"grid.{field_name}[{i}]",
+                    f"unknown {kind} {name!r} (defined: {', '.join(defined)})")
+    default, more = fields[0], fields[-1]
+    for i, name in enumerate(getattr(grid, more)):
+        require(name not in getattr(grid, default), f"grid.{more}[{i}]",
+                f"{name!r} is already in grid.{default} ({subject} runs in one of the two grids)")
+
+
 def parse_params(raw: Mapping[str, Any]) -> Params:
     require(isinstance(raw, Mapping), PARAMS_FILE, "must be a YAML mapping")
     seed = raw.get("seed", 0)
@@ -160,20 +174,8 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     defenses = {name: build_defense(name, section) for name, section in _section(raw, "defenses").items()}
 
     grid = parse_section(GridSettings, _section(raw, "grid"), "grid")
-    for field_name in ("attacks", "more_attacks"):
-        for i, name in enumerate(getattr(grid, field_name)):
-            require(name in attacks, f"grid.{field_name}[{i}]",
-                    f"unknown attack {name!r} (defined: {', '.join(attacks)})")
-    for i, name in enumerate(grid.more_attacks):
-        require(name not in grid.attacks, f"grid.more_attacks[{i}]",
-                f"{name!r} is already in grid.attacks (an attack runs in one of the two grids)")
-    for field_name in ("defenses", "main", "more_defenses"):
-        for i, name in enumerate(getattr(grid, field_name)):
-            require(name in defenses, f"grid.{field_name}[{i}]",
-                    f"unknown defense {name!r} (defined: {', '.join(defenses)})")
-    for i, name in enumerate(grid.more_defenses):
-        require(name not in grid.defenses, f"grid.more_defenses[{i}]",
-                f"{name!r} is already in grid.defenses (a cell runs in one of the two grids)")
+    check_grid_names(grid, "attack", attacks, ("attacks", "more_attacks"), "an attack")
+    check_grid_names(grid, "defense", defenses, ("defenses", "main", "more_defenses"), "a cell")
     for i, name in enumerate(grid.main):
         require(name in grid.defenses, f"grid.main[{i}]", f"{name!r} is not in grid.defenses")
     require("none" in grid.main and defenses["none"].method == "none", "grid.main",
