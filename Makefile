@@ -1,7 +1,7 @@
 # Two entry points, each installing what it needs into .venv first:
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
 #   make test    runs the test suite (and installs chromium with apt-get if it is missing)
-#   make repro-full  the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with sequela)
+#   make repro-full  the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with sequela; and reports/attacks/)
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
 #   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
 PYTHON ?= python3.11
@@ -25,7 +25,7 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 repro-full: $(STAMP)
-	$(BIN)/dvc repro full/dvc.yaml
+	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report
 
 repro-attacks: $(STAMP)
 	$(BIN)/dvc repro full/attacks/dvc.yaml:report

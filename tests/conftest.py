@@ -23,7 +23,7 @@ from backdoorlab.defenses import DefenseContext
 from backdoorlab.metrics import backdoor_metrics
 from backdoorlab.models import ModelSpec, build_model
 from backdoorlab.training.augment import AugmentConfig
-from backdoorlab.training.loop import fit, sgd, steps_per_epoch
+from backdoorlab.training.loop import BatchHook, fit, sgd, steps_per_epoch
 from backdoorlab.training.schedules import cosine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,21 @@ class Planted:
         return DefenseContext(clean=self.clean, validation=self.validation, spec=self.spec, device=CPU,
                               generator=torch.Generator().manual_seed(seed),
                               augment=AugmentConfig(crop_padding=2, hflip=True), label="test")
+
+
+SMALL_CNN = ModelSpec("small_cnn", {"width": 8}, 1, 28, 10, (0.286,), (0.353,))
+
+
+def train_small_cnn(data: ImageSet, epochs: int = 6, batch: int = 64, hook: BatchHook | None = None) -> torch.nn.Module:
+    """A width-8 CNN trained on ``data`` without augmentation (a faint trigger needs more data or
+    epochs under crop-and-flip than a test affords); ``hook``: an attack taking part in training."""
+    torch.manual_seed(0)
+    model = build_model(SMALL_CNN)
+    fit(model, data, epochs=epochs, batch_size=batch, optimizer=sgd(model, 0.05, 0.9, 5e-4),
+        schedule=cosine(0.05, epochs * steps_per_epoch(len(data), batch)),
+        generator=torch.Generator().manual_seed(2), augment=None, device=CPU, on_epoch=lambda e, loss: None,
+        batch_hook=hook)
+    return model
 
 
 def fashion_pool() -> ImageSet:

@@ -15,13 +15,10 @@ from backdoorlab.attacks import AttackerResources, build_attack
 from backdoorlab.data import ImageSet
 from backdoorlab.errors import ConfigError, DataError
 from backdoorlab.io import load_tensors, save_tensors
-from backdoorlab.models import ModelSpec, build_model
-from backdoorlab.training.loop import fit, predict_logits, sgd, steps_per_epoch
-from backdoorlab.training.schedules import cosine
-from conftest import fashion_pool
+from backdoorlab.training.loop import predict_logits
+from conftest import SMALL_CNN as SPEC, fashion_pool, train_small_cnn
 
 CPU = torch.device("cpu")
-SPEC = ModelSpec("small_cnn", {"width": 8}, 1, 28, 10, (0.286,), (0.353,))
 SECTION = {"method": "ssba", "target": 0, "poison_rate": 0.1, "steps": 200, "batch_size": 32}
 
 
@@ -35,15 +32,6 @@ def fitted():
     attack = build_attack("s", SECTION, (1, 28, 28), 10)
     attack.prepare(AttackerResources(attacker, SPEC, CPU, torch.Generator().manual_seed(1)))
     return attack, train, test
-
-
-def train_small_cnn(data: ImageSet, epochs: int = 6, batch: int = 64) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_model(SPEC)
-    fit(model, data, epochs=epochs, batch_size=batch, optimizer=sgd(model, 0.05, 0.9, 5e-4),
-        schedule=cosine(0.05, epochs * steps_per_epoch(len(data), batch)),
-        generator=torch.Generator().manual_seed(2), augment=None, device=CPU, on_epoch=lambda e, loss: None)
-    return model
 
 
 def test_triggers_are_invisible_sample_specific_and_carry_the_string(fitted):
