@@ -102,7 +102,10 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
              f"Defender: {params.data.defense_fraction:.0%} of the training data, {defender['fit_samples']} images to "
              f"train on and {defender['validation_samples']} held out for validation; a cell is "
              f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
-             f"Attacks: {', '.join(attacks)}; defense instances: {', '.join(cells)}."]
+             f"Attacks: {', '.join(attacks)}; defense instances: {', '.join(cells)}.",
+             f"Model trained without poison (stage `train_clean`, same recipe): CA "
+             f"{read_json(RECORDS / 'baseline' / 'clean_model.json')['ca']:.1%}; each attack's undefended model is "
+             "its `none` column."]
     tables = {"CA / ASR (%) per attack and defense": (out / "tables" / "main.md").read_text(),
               "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]

@@ -47,6 +47,7 @@ def edited(path: str, value) -> dict:
     ("model.arch", "vgg99", "model.arch"),
     ("data.dataset", "imagenet", "data.dataset"),
     ("device", "tpu", "device"),
+    ("grid.lead_columns", ["none", "magic"], "grid.lead_columns[1]"),
 ])
 def test_bad_value_names_its_key(path, value, key):
     with pytest.raises(ConfigError) as error:
@@ -59,6 +60,15 @@ def test_bad_value_names_its_key(path, value, key):
 def test_default_params_are_valid():
     params = parse_params(DEFAULT)
     assert set(params.grid.main) <= set(params.grid.defenses)
+
+
+def test_full_matrix_tables_lead_with_the_lead_columns_then_keep_grid_order():
+    grid = parse_params(edited("grid.lead_columns", ["d3", "fp", "none"])).grid
+    cells = grid.main_cells("full")
+    assert cells[:3] == ["d3", "fp", "none"]
+    rest = [c for c in grid.main + grid.more_defenses if c not in ("d3", "fp", "none")]
+    assert cells[3:] == rest
+    assert grid.main_cells("default") == grid.main  # the default run's tables keep their order
 
 
 def test_stage_refuses_bad_params_and_writes_nothing(tmp_path):

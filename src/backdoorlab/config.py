@@ -78,6 +78,9 @@ class GridSettings:
     # The full matrix only (full/dvc.yaml): more cells, each in the tables and probed by the sequela.
     more_defenses: list[str] = field(default_factory=list)
     more_attacks: list[str] = field(default_factory=list)  # run against defenses + more_defenses
+    # The full matrix's tables and figures show these instances first, in this order (the D3
+    # paper's columns), then the others in grid order.
+    lead_columns: list[str] = field(default_factory=list)
 
     def attack_list(self, scope: Scope) -> list[str]:
         """The attacks of a report's scope: the default run's, or with the full matrix's too."""
@@ -89,7 +92,10 @@ class GridSettings:
 
     def main_cells(self, scope: Scope) -> list[str]:
         """Those in the main table and probed by the sequela attacks."""
-        return self.main + self.more_defenses if scope == "full" else list(self.main)
+        if scope != "full":
+            return list(self.main)
+        cells = self.main + self.more_defenses
+        return [c for c in self.lead_columns if c in cells] + [c for c in cells if c not in self.lead_columns]
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,9 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     check_grid_names(grid, "defense", defenses, ("defenses", "main", "more_defenses"), "a cell")
     for i, name in enumerate(grid.main):
         require(name in grid.defenses, f"grid.main[{i}]", f"{name!r} is not in grid.defenses")
+    for i, name in enumerate(grid.lead_columns):
+        require(name in grid.main + grid.more_defenses, f"grid.lead_columns[{i}]",
+                f"{name!r} is in neither grid.main nor grid.more_defenses")
     require("none" in grid.main and defenses["none"].method == "none", "grid.main",
             "must include 'none' (method none): every other cell is compared to it")
 
