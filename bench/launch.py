@@ -68,6 +68,7 @@ def main() -> None:
 
         launched = cold_copy(Path(tmp) / "launched", args.profile)
         launch_s, launch_out = timed([sys.executable, "-m", "backdoorlab.launch", "--repo", str(launched),
+                                      "--pipeline", "dvc.yaml",  # the same stages as `dvc repro`
                                       "--workers", str(args.workers), "--num-cpus", str(args.workers)], launched)
         print(launch_out.rstrip())
         print(f"launcher, {args.workers} workers x 1 thread: {launch_s:.1f} s (including Ray start-up and the "

@@ -179,6 +179,25 @@ def test_launcher_rejects_an_unknown_stage_family(toy_repo: Path):
     assert result.returncode == 2 and result.stderr.startswith("error: launch.resources.trian: no stage family")
 
 
+def test_pipeline_option_plans_only_what_dvc_repro_of_that_file_would_run(toy_repo: Path):
+    (toy_repo / "sub").mkdir()
+    (toy_repo / "sub" / "dvc.yaml").write_text(yaml.safe_dump(
+        {"stages": {"e": {"cmd": "cat a.txt > e.txt", "wdir": "..", "deps": ["a.txt"], "outs": ["e.txt"]}}}))
+    commit_all(toy_repo)
+
+    def planned(*args: str) -> set[str]:
+        result = launch(toy_repo, "--dry-run", *args)
+        assert result.returncode == 0, result.stderr
+        return {line.split(":")[-2] if line.startswith("sub/") else line.split(":")[0]
+                for line in result.stdout.splitlines()}
+
+    assert planned() == {"a", "b", "c", "d", "e"}
+    assert planned("--pipeline", "dvc.yaml") == {"a", "b", "c", "d"}
+    assert planned("--pipeline", "sub/dvc.yaml") == {"a", "e"}  # e and the stage it depends on
+    result = launch(toy_repo, "--dry-run", "--pipeline", "nowhere/dvc.yaml")
+    assert result.returncode == 2 and result.stderr.startswith("error: --pipeline nowhere/dvc.yaml: no stages")
+
+
 # -- the tiny grid ---------------------------------------------------------------------------------
 
 # A slice of the tiny grid, without the full matrix's files (full/), so the test launches 14 stages

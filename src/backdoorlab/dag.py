@@ -38,23 +38,32 @@ class Plan:
     outputs: frozenset[str]  # repo-relative output paths, to tell results from source edits
 
 
-def read_plan(root: Path) -> Plan:
-    """The stages `dvc repro` would run in the workspace at `root`, in dependency order."""
+def read_plan(root: Path, pipeline_file: str | None = None) -> Plan:
+    """The stale stages in the workspace at `root`, in dependency order: of every pipeline, or
+    those `dvc repro <pipeline_file>` would run (that file's stages and what they depend on)."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
-        return _plan(Repo(str(root)), root)
+        return _plan(Repo(str(root)), root, pipeline_file)
     except DvcException as error:
         raise ConfigError(f"dvc: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
 
 
-def _plan(repo: Any, root: Path) -> Plan:
+def _plan(repo: Any, root: Path, pipeline_file: str | None) -> Plan:
     import networkx as nx  # DVC's own dependency, for its graph
 
     with repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        pipeline = [s for s in graph if getattr(s, "cmd", None) and not s.frozen]
+        every = [s for s in graph if getattr(s, "cmd", None) and not s.frozen]
+        pipeline = every
+        if pipeline_file is not None:
+            wanted = (root / pipeline_file).resolve()
+            tops = [s for s in every if Path(s.dvcfile.path).resolve() == wanted]
+            if not tops:
+                raise ConfigError(f"--pipeline {pipeline_file}: no stages there (not a dvc.yaml of {root})")
+            needed = set(tops).union(*(nx.descendants(graph, s) for s in tops))
+            pipeline = [s for s in every if s in needed]
         reported = set(repo.status())
         changed = {s for s in pipeline if s.addressing in reported}
         stale = set(changed)
@@ -70,7 +79,7 @@ def _plan(repo: Any, root: Path) -> Plan:
         order = sorted(stale, key=lambda s: (-height[s], -len(nx.ancestors(graph, s)), s.addressing))
         nodes = [StageNode(s.addressing, frozenset(u.addressing for u in graph.successors(s) if u in stale))
                  for s in order]
-        families = frozenset(StageNode(s.addressing, frozenset()).family for s in pipeline)
+        families = frozenset(StageNode(s.addressing, frozenset()).family for s in every)
     return Plan(nodes, families, outputs)
 
 

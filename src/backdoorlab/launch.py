@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-checkouts", action="store_true", help="leave workers' checkouts behind")
     parser.add_argument("--no-collect", action="store_true", help="skip the final `dvc repro` in the workspace")
     parser.add_argument("--dry-run", action="store_true", help="print the stages and their resources, run nothing")
+    parser.add_argument("--pipeline", default=None,
+                        help="only what `dvc repro FILE` would run, e.g. dvc.yaml for the default run "
+                             "(default: every stale stage of every pipeline, the full matrix's too)")
     args = parser.parse_args(argv)
     for name in ("workers", "num_cpus"):
         value = getattr(args, name)
@@ -190,7 +193,7 @@ def launch(args: argparse.Namespace) -> int:
     if not (root / ".dvc").is_dir():
         raise LaunchError(f"{root}: not a DVC repository (no .dvc folder)")
     settings = load_params(root / PARAMS_FILE).launch  # validates all of params.yaml first
-    plan = read_plan(root)
+    plan = read_plan(root, args.pipeline)
     check_families(settings, plan)
     commit = check_workspace(root, plan)
     if args.remote and default_remote(root) != args.remote:
