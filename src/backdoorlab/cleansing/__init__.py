@@ -1,0 +1,14 @@
+"""Training-time defenses that cleanse the poisoned training set (issue 11), one module each.
+
+A different threat model from ``backdoorlab.defenses``: these defenders hold the whole (poisoned,
+unflagged) training set and train the model themselves; they never see which samples are poisoned.
+Each one flags samples; the caller drops them and retrains from scratch with the pipeline's recipe
+(so the cost argument, fine-tuning against retraining, can be measured on equal terms).
+"""
+
+from backdoorlab.cleansing.base import CLEANSERS, Cleanser, CleansingContext, Detection, representations
+from backdoorlab.registry import import_submodules
+
+import_submodules(__name__)
+
+__all__ = ["CLEANSERS", "Cleanser", "CleansingContext", "Detection", "representations"]
