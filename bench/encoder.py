@@ -6,8 +6,8 @@
 Prints (1) SimCLR pre-training throughput through the library (``SimCLR.pretrain`` on the shared
 ``fit``) against a bare PyTorch loop doing the same work (same views, model, NT-Xent, torch.optim
 Adam), and (2) what the paradigm plants: the clean encoder's downstream CA with a linear head, then
-BadEncoder's (BadNets trigger) downstream CA and ASR, so a params default can be chosen from
-measured figures. Uses the embedded data set's prepared splits (run `dvc repro prepare` first):
+BadEncoder's downstream CA and ASR (`--attack`, default BadNets), so a params default can be chosen
+from measured figures. Uses the embedded data set's prepared splits (run `dvc repro prepare` first):
 unlabeled pre-training images from the training split, the shadow split as BadEncoder's data, the
 first `--head-fraction` of the defender's sample order as the victim's clean labelled data, the
 test split for CA / ASR.
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--simclr-epochs", type=int, default=20)
     parser.add_argument("--badencoder-epochs", type=int, default=20)
     parser.add_argument("--badencoder-lr", type=float, default=0.01)
+    parser.add_argument("--attack", default="badnets", help="the trigger BadEncoder plants (params.yaml's attacks)")
     parser.add_argument("--references", type=int, default=3)
     parser.add_argument("--head-epochs", type=int, default=100)
     parser.add_argument("--head-lr", type=float, default=1e-3)
@@ -85,7 +86,7 @@ def main() -> None:
 
     head = HeadConfig(epochs=args.head_epochs, lr=args.head_lr)
     defender = splits.train.subset(splits.defender_positions(args.head_fraction))  # clean: no poison here
-    attack = build_attack("badnets", params.raw["attacks"]["badnets"], tuple(images.shape[1:]), spec.num_classes)
+    attack = build_attack(args.attack, params.raw["attacks"][args.attack], tuple(images.shape[1:]), spec.num_classes)
     triggered = attack.triggered_test(splits.test)
 
     def downstream(name: str, trained_encoder: torch.nn.Module) -> None:
@@ -102,7 +103,7 @@ def main() -> None:
     backdoored = attacker.backdoor(encoder, splits.shadow.images, references, attack,
                                    generator=torch.Generator().manual_seed(4), device=device,
                                    on_epoch=lambda e, loss: None)
-    print(f"BadEncoder: {len(splits.shadow)} shadow images x {args.badencoder_epochs} epochs, "
+    print(f"BadEncoder ({args.attack}): {len(splits.shadow)} shadow images x {args.badencoder_epochs} epochs, "
           f"{time.perf_counter() - started:.1f} s")
     downstream("backdoored encoder", backdoored)
 
