@@ -12,12 +12,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backdoorlab.cleansing import CLEANSERS, CleansingContext, Detection, representations
+from backdoorlab.cleansing import CLEANSERS, CleansingContext, CleansingOutcome, Detection, representations
 from backdoorlab.cleansing.activation_clustering import two_means
 from backdoorlab.cleansing.spectral import spectral_scores
 from backdoorlab.data.base import ImageSet
 from backdoorlab.errors import ConfigError
+from backdoorlab.training.augment import AugmentConfig
+from backdoorlab.training.loop import OptimConfig
 from conftest import CPU
+
+# The planted model's own recipe (conftest.py): what the defender retrains with.
+RECIPE = OptimConfig(epochs=6, batch_size=64, lr=0.05, augment=AugmentConfig(crop_padding=2, hflip=True))
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +34,21 @@ def minority(planted) -> tuple[ImageSet, torch.Tensor]:
     return planted.train.subset(positions), torch.nonzero(torch.isin(positions, planted.poison_indices)).flatten()
 
 
-def detect(name: str, planted, train: ImageSet, **config) -> Detection:
+def context(planted, train: ImageSet) -> CleansingContext:
+    return CleansingContext(train, planted.spec, RECIPE, CPU, torch.Generator().manual_seed(0), init_seed=0)
+
+
+def defense(name: str, **config):
     cls = CLEANSERS.get(name, "test")
-    return cls(cls.Config(**config)).detect(planted.model(), CleansingContext(train, 10, CPU, torch.Generator().manual_seed(0)))
+    return cls(cls.Config(**config))
+
+
+def detect(name: str, planted, train: ImageSet, **config) -> Detection:
+    return defense(name, **config).detect(planted.model(), context(planted, train))
+
+
+def defend(name: str, planted, train: ImageSet, **config) -> CleansingOutcome:
+    return defense(name, **config).defend(planted.model(), context(planted, train))
 
 
 def recall(flagged: torch.Tensor, poison: torch.Tensor) -> float:
@@ -75,6 +92,14 @@ def test_activation_clustering_misses_poison_that_is_half_the_class(planted):
     detection = detect("ac", planted, planted.train)
     assert detection.notes["class_0_smaller_share"] > 0.35  # not the smaller cluster: not flagged
     assert recall(detection.flagged, planted.poison_indices) < 0.2
+
+
+def test_spectral_then_retraining_removes_the_backdoor(planted, minority):
+    train, poison = minority
+    outcome = defend("spectral", planted, train)
+    metrics = planted.metrics(outcome.model)
+    assert recall(outcome.detection.flagged, poison) > 0.9
+    assert metrics["asr"] < 0.2 and metrics["ca"] > 0.7, metrics
 
 
 @pytest.mark.parametrize("name, field, value", [("ac", "size_threshold", 0.6), ("spectral", "assumed_poison_rate", 1.0)])

@@ -6,9 +6,11 @@ Each one flags samples; the caller drops them and retrains from scratch with the
 (so the cost argument, fine-tuning against retraining, can be measured on equal terms).
 """
 
-from backdoorlab.cleansing.base import CLEANSERS, Cleanser, CleansingContext, Detection, representations
+from backdoorlab.cleansing.base import (CLEANSERS, Cleanser, CleansingContext, CleansingOutcome, Detection,
+                                       DetectThenRetrain, representations)
 from backdoorlab.registry import import_submodules
 
 import_submodules(__name__)
 
-__all__ = ["CLEANSERS", "Cleanser", "CleansingContext", "Detection", "representations"]
+__all__ = ["CLEANSERS", "Cleanser", "CleansingContext", "CleansingOutcome", "Detection", "DetectThenRetrain",
+           "representations"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backdoorlab.cleansing.base import CLEANSERS, Cleanser, CleansingContext, Detection, representations
+from backdoorlab.cleansing.base import CLEANSERS, CleansingContext, Detection, DetectThenRetrain, representations
 from backdoorlab.settings import check_positive, require
 
 
@@ -37,7 +37,7 @@ def two_means(points: torch.Tensor, generator: torch.Generator, iterations: int 
 
 
 @CLEANSERS.register("ac")
-class ActivationClustering(Cleanser):
+class ActivationClustering(DetectThenRetrain):
     @dataclass(frozen=True)
     class Config:
         dims: int = 10  # components kept before clustering (the paper's ICA dimension)
@@ -48,10 +48,10 @@ class ActivationClustering(Cleanser):
             require(0 < self.size_threshold < 0.5, f"{key}.size_threshold",
                     f"must be in (0, 0.5), got {self.size_threshold}")
 
-    def detect(self, model: nn.Module, ctx: CleansingContext) -> Detection:
-        features = representations(model, ctx.train.images, ctx.device)
+    def detect(self, trained: nn.Module, ctx: CleansingContext) -> Detection:
+        features = representations(trained, ctx.train.images, ctx.device)
         flagged, sizes = [], {}
-        for label in range(ctx.num_classes):
+        for label in range(ctx.spec.num_classes):
             members = torch.nonzero(ctx.train.labels == label).flatten()
             if len(members) < 2:
                 continue

@@ -9,20 +9,25 @@ import torch
 from torch import nn
 
 from backdoorlab.data.base import ImageSet
+from backdoorlab.models.base import ModelSpec
 from backdoorlab.paradigms.composed import encoder_of
 from backdoorlab.registry import Registry
-from backdoorlab.training.loop import predict_logits
+from backdoorlab.training.loop import OptimConfig, predict_logits
+from backdoorlab.training.recipe import init_model, train_with_recipe
 
 
 @dataclass(frozen=True)
 class CleansingContext:
-    """The defender's view: the training set as received (poisoned samples unflagged), the number
-    of classes, compute and a seeded generator. No poison indices, no trigger."""
+    """The defender's view: the training set as received (poisoned samples unflagged), the model
+    blueprint and training recipe it trains with, compute and seeds. No poison indices, no trigger."""
 
     train: ImageSet
-    num_classes: int
+    spec: ModelSpec
+    recipe: OptimConfig
     device: torch.device
     generator: torch.Generator
+    init_seed: int  # the retrained model's initialisation
+    label: str = "cleanse"
 
 
 @dataclass
@@ -33,6 +38,12 @@ class Detection:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class CleansingOutcome:
+    model: nn.Module  # the model the defender ends up with
+    detection: Detection
+
+
 def representations(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The model's penultimate features (the input of its ``classifier``) of uint8 ``images``,
     the representation both Activation Clustering and Spectral Signatures read."""
@@ -40,20 +51,34 @@ def representations(model: nn.Module, images: torch.Tensor, device: torch.device
 
 
 class Cleanser:
-    """A data-cleansing defense: ``detect(model, ctx)`` flags suspicious training samples."""
+    """A training-time defense: ``defend(trained, ctx)`` returns the defender's final model and
+    the samples it flagged. ``trained`` is the model the defender's recipe produced on the data as
+    received (the backdoored model: the defender trains, so it is the defender's own)."""
 
     registry_name: ClassVar[str]
 
-    @dataclass(frozen=True)
-    class Config:
-        def check(self, key: str) -> None:
-            """Raise ``ConfigError`` naming ``key`` for a bad value."""
-
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Any) -> None:
         self.config = config
 
-    def detect(self, model: nn.Module, ctx: CleansingContext) -> Detection:
+    def defend(self, trained: nn.Module, ctx: CleansingContext) -> CleansingOutcome:
         raise NotImplementedError
+
+
+class DetectThenRetrain(Cleanser):
+    """Flag samples from the trained model's representations, drop them, retrain from scratch with
+    the same recipe (the cost the paper compares fine-tuning against)."""
+
+    def detect(self, trained: nn.Module, ctx: CleansingContext) -> Detection:
+        raise NotImplementedError
+
+    def defend(self, trained: nn.Module, ctx: CleansingContext) -> CleansingOutcome:
+        detection = self.detect(trained, ctx)
+        keep = torch.ones(len(ctx.train), dtype=torch.bool)
+        keep[detection.flagged] = False
+        model = init_model(ctx.spec, ctx.init_seed, ctx.device)
+        train_with_recipe(model, ctx.train.subset(torch.nonzero(keep).flatten()), ctx.recipe,
+                          generator=ctx.generator, device=ctx.device, label=f"{ctx.label}: retrain")
+        return CleansingOutcome(model, detection)
 
 
 CLEANSERS: Registry[Cleanser] = Registry("training-time defense")

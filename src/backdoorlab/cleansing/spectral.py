@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backdoorlab.cleansing.base import CLEANSERS, Cleanser, CleansingContext, Detection, representations
+from backdoorlab.cleansing.base import CLEANSERS, CleansingContext, Detection, DetectThenRetrain, representations
 from backdoorlab.settings import check_positive, require
 
 
@@ -29,7 +29,7 @@ def spectral_scores(features: torch.Tensor) -> torch.Tensor:
 
 
 @CLEANSERS.register("spectral")
-class SpectralSignatures(Cleanser):
+class SpectralSignatures(DetectThenRetrain):
     @dataclass(frozen=True)
     class Config:
         assumed_poison_rate: float = 0.1  # epsilon: the defender's upper bound on the poison share
@@ -40,11 +40,11 @@ class SpectralSignatures(Cleanser):
             require(0 < self.assumed_poison_rate < 1, f"{key}.assumed_poison_rate",
                     f"must be in (0, 1), got {self.assumed_poison_rate}")
 
-    def detect(self, model: nn.Module, ctx: CleansingContext) -> Detection:
-        features = representations(model, ctx.train.images, ctx.device)
+    def detect(self, trained: nn.Module, ctx: CleansingContext) -> Detection:
+        features = representations(trained, ctx.train.images, ctx.device)
         share = min(1.0, self.config.removal_factor * self.config.assumed_poison_rate)
         flagged = []
-        for label in range(ctx.num_classes):
+        for label in range(ctx.spec.num_classes):
             members = torch.nonzero(ctx.train.labels == label).flatten()
             count = math.floor(share * len(members))
             if count == 0:
