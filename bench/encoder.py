@@ -20,7 +20,6 @@ import time
 
 import torch
 
-from backdoorlab.attacks import build_attack
 from backdoorlab.config import load_params
 from backdoorlab.metrics import backdoor_metrics
 from backdoorlab.paradigms.badencoder import BadEncoder, pick_references
@@ -86,7 +85,7 @@ def main() -> None:
 
     head = HeadConfig(epochs=args.head_epochs, lr=args.head_lr)
     defender = splits.train.subset(splits.defender_positions(args.head_fraction))  # clean: no poison here
-    attack = build_attack(args.attack, params.raw["attacks"][args.attack], tuple(images.shape[1:]), spec.num_classes)
+    attack = params.attacks[args.attack]  # built from params.yaml (a fitted trigger would need its poison stage)
     triggered = attack.triggered_test(splits.test)
 
     def downstream(name: str, trained_encoder: torch.nn.Module) -> None:

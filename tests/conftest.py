@@ -79,6 +79,15 @@ def fashion_pool() -> ImageSet:
     return dataset.load()
 
 
+def pool_splits(*sizes: int) -> list[ImageSet]:
+    """Consecutive disjoint slices of ``sizes`` images from a seeded shuffle of the embedded pool
+    (e.g. an attacker's split, a victim's training set, a test set)."""
+    pool = fashion_pool()
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
+    bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
+    return [pool.subset(order[start:end]) for start, end in zip(bounds, bounds[1:])]
+
+
 @pytest.fixture(scope="session")
 def planted() -> Planted:
     torch.manual_seed(0)

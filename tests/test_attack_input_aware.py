@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import fashion_pool
+from conftest import CPU, SMALL_CNN as SPEC, pool_splits
 
 from backdoorlab.attacks import AttackerResources, build_attack
 from backdoorlab.attacks.input_aware import InputAware, blend
@@ -21,13 +21,11 @@ from backdoorlab.data import ImageSet
 from backdoorlab.errors import ConfigError, DataError
 from backdoorlab.io import load_tensors, save_tensors
 from backdoorlab.metrics import backdoor_metrics
-from backdoorlab.models.base import ModelSpec, build_model
+from backdoorlab.models.base import build_model
 from backdoorlab.training.augment import AugmentConfig
 from backdoorlab.training.loop import fit, predict_logits, sgd, steps_per_epoch
 from backdoorlab.training.schedules import cosine
 
-CPU = torch.device("cpu")
-SPEC = ModelSpec("small_cnn", {"width": 8}, 1, 28, 10, (0.286,), (0.353,))
 SECTION = {"method": "input_aware", "target": 0, "poison_rate": 0.3, "cross_ratio": 0.2,
            "mask_density": 0.05, "mask_batch_size": 64, "mask_epochs": 8}
 
@@ -48,10 +46,7 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained() -> Trained:
-    pool = fashion_pool()
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
-    train, test, shadow = (pool.subset(order[:2000]), pool.subset(order[2000:3000]),
-                           pool.subset(order[3000:4000]))
+    train, test, shadow = pool_splits(2000, 1000, 1000)
     attack = make()
     attack.prepare(AttackerResources(shadow, SPEC, CPU, torch.Generator().manual_seed(1)))
     prepared = {k: v.clone() for k, v in attack.state_tensors().items()}

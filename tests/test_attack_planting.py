@@ -14,7 +14,7 @@ import torch
 
 from backdoorlab.attacks import AttackerResources, build_attack
 from backdoorlab.training.loop import predict_logits
-from conftest import CPU, SMALL_CNN, fashion_pool, train_small_cnn
+from conftest import CPU, SMALL_CNN, pool_splits, train_small_cnn
 
 ATTACKS = {
     "sig": {"method": "sig", "target": 0, "poison_rate": 0.08, "delta": 80},  # params.yaml's values
@@ -25,10 +25,7 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def splits():
-    pool = fashion_pool()
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
-    attacker, train, test = (pool.subset(order[:1000]), pool.subset(order[1000:4000]),
-                             pool.subset(order[4000:4600]))
+    attacker, train, test = pool_splits(1000, 3000, 600)
     return attacker, train, test, train_small_cnn(train)
 
 

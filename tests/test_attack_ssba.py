@@ -16,19 +16,15 @@ from backdoorlab.data import ImageSet
 from backdoorlab.errors import ConfigError, DataError
 from backdoorlab.io import load_tensors, save_tensors
 from backdoorlab.training.loop import predict_logits
-from conftest import SMALL_CNN as SPEC, fashion_pool, train_small_cnn
+from conftest import CPU, SMALL_CNN as SPEC, pool_splits, train_small_cnn
 
-CPU = torch.device("cpu")
 SECTION = {"method": "ssba", "target": 0, "poison_rate": 0.1, "steps": 200, "batch_size": 32}
 
 
 @pytest.fixture(scope="module")
 def fitted():
     """The attack fitted on an attacker split, plus disjoint victim-train and test splits."""
-    pool = fashion_pool()
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
-    attacker, train, test = (pool.subset(order[:1000]), pool.subset(order[1000:3000]),
-                             pool.subset(order[3000:3600]))
+    attacker, train, test = pool_splits(1000, 2000, 600)
     attack = build_attack("s", SECTION, (1, 28, 28), 10)
     attack.prepare(AttackerResources(attacker, SPEC, CPU, torch.Generator().manual_seed(1)))
     return attack, train, test

@@ -17,14 +17,12 @@ from torch import nn
 from backdoorlab.models import build_model
 from backdoorlab.paradigms.composed import HeadConfig, build_encoder, compose, embedding_dim, encoder_of, train_head
 from backdoorlab.training.loop import accuracy
-from conftest import CPU, SMALL_CNN, fashion_pool
+from conftest import CPU, SMALL_CNN, fashion_pool, pool_splits
 
 
 @pytest.fixture(scope="module")
 def splits():
-    pool = fashion_pool()
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
-    return pool.subset(order[:2000]), pool.subset(order[2000:3000])
+    return tuple(pool_splits(2000, 1000))
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])

@@ -19,7 +19,7 @@ from backdoorlab.paradigms.badencoder import BadEncoder, pick_references, to_uin
 from backdoorlab.paradigms.composed import build_encoder
 from backdoorlab.paradigms.simclr import SimCLR, nt_xent
 from backdoorlab.training.loop import predict_logits, to_float
-from conftest import CPU, SMALL_CNN, fashion_pool
+from conftest import CPU, SMALL_CNN, fashion_pool, pool_splits
 
 SIMCLR = SimCLR(SimCLR.Config(epochs=5, batch_size=128))
 ATTACKS = {
@@ -30,9 +30,7 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def pretrained():
-    pool = fashion_pool()
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
-    train, test = pool.subset(order[:2000]), pool.subset(order[2000:2500])
+    train, test = pool_splits(2000, 500)
     torch.manual_seed(0)
     untrained = build_encoder(SMALL_CNN)
     encoder = copy.deepcopy(untrained)

@@ -2,8 +2,9 @@
 
 A different threat model from ``backdoorlab.defenses``: these defenders hold the whole (poisoned,
 unflagged) training set and train the model themselves; they never see which samples are poisoned.
-Each one flags samples; the caller drops them and retrains from scratch with the pipeline's recipe
-(so the cost argument, fine-tuning against retraining, can be measured on equal terms).
+Each returns the defender's final model and the samples it flagged; a detector
+(``DetectThenRetrain``) drops its flagged samples and retrains from scratch with the pipeline's
+recipe, so the cost argument, fine-tuning against retraining, can be measured on equal terms.
 """
 
 from backdoorlab.cleansing.base import (CLEANSERS, Cleanser, CleansingContext, CleansingOutcome, Detection,

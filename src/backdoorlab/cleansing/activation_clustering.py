@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backdoorlab.cleansing.base import CLEANSERS, CleansingContext, Detection, DetectThenRetrain, representations
+from backdoorlab.cleansing.base import (CLEANSERS, CleansingContext, Detection, DetectThenRetrain, class_positions,
+                                       merged, representations)
 from backdoorlab.settings import check_positive, require
 
 
@@ -51,8 +52,7 @@ class ActivationClustering(DetectThenRetrain):
     def detect(self, trained: nn.Module, ctx: CleansingContext) -> Detection:
         features = representations(trained, ctx.train.images, ctx.device)
         flagged, sizes = [], {}
-        for label in range(ctx.spec.num_classes):
-            members = torch.nonzero(ctx.train.labels == label).flatten()
+        for label, members in class_positions(ctx.train, ctx.spec.num_classes):
             if len(members) < 2:
                 continue
             centred = features[members] - features[members].mean(0)
@@ -63,5 +63,4 @@ class ActivationClustering(DetectThenRetrain):
             sizes[f"class_{label}_smaller_share"] = round(share, 4)
             if share < self.config.size_threshold:
                 flagged.append(members[ids == smaller])
-        removed = torch.cat(flagged).sort().values if flagged else torch.empty(0, dtype=torch.long)
-        return Detection(removed, {"flagged_classes": len(flagged), **sizes})
+        return Detection(merged(flagged), {"flagged_classes": len(flagged), **sizes})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -48,6 +48,17 @@ def representations(model: nn.Module, images: torch.Tensor, device: torch.device
     """The model's penultimate features (the input of its ``classifier``) of uint8 ``images``,
     the representation both Activation Clustering and Spectral Signatures read."""
     return predict_logits(encoder_of(model), images, device)
+
+
+def class_positions(train: ImageSet, num_classes: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(label, positions in train)`` for every class: both detectors work one class at a time."""
+    for label in range(num_classes):
+        yield label, torch.nonzero(train.labels == label).flatten()
+
+
+def merged(flagged: list[torch.Tensor]) -> torch.Tensor:
+    """The per-class flagged positions as one sorted tensor (empty when nothing was flagged)."""
+    return torch.cat(flagged).sort().values if flagged else torch.empty(0, dtype=torch.long)
 
 
 class Cleanser:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backdoorlab.cleansing.base import CLEANSERS, CleansingContext, Detection, DetectThenRetrain, representations
+from backdoorlab.cleansing.base import (CLEANSERS, CleansingContext, Detection, DetectThenRetrain, class_positions,
+                                       merged, representations)
 from backdoorlab.settings import check_positive, require
 
 
@@ -44,11 +45,10 @@ class SpectralSignatures(DetectThenRetrain):
         features = representations(trained, ctx.train.images, ctx.device)
         share = min(1.0, self.config.removal_factor * self.config.assumed_poison_rate)
         flagged = []
-        for label in range(ctx.spec.num_classes):
-            members = torch.nonzero(ctx.train.labels == label).flatten()
+        for _, members in class_positions(ctx.train, ctx.spec.num_classes):
             count = math.floor(share * len(members))
             if count == 0:
                 continue
             flagged.append(members[spectral_scores(features[members]).topk(count).indices])
-        removed = torch.cat(flagged).sort().values if flagged else torch.empty(0, dtype=torch.long)
+        removed = merged(flagged)
         return Detection(removed, {"removed_share": round(len(removed) / len(ctx.train), 4)})
