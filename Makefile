@@ -1,8 +1,10 @@
 # Two entry points, each installing what it needs into .venv first:
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
 #   make test    runs the test suite (and installs chromium with apt-get if it is missing)
-#   make repro-full  the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with sequela; and reports/attacks/)
+#   make repro-full  everything: the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with
+#                    sequela), reports/attacks/ and the paradigms
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
+#   make repro-paradigms  the transfer and encoder paradigms (dvc repro full/paradigms/dvc.yaml; reports/paradigms/)
 #   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
 PYTHON ?= python3.11
 VENV := .venv
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full repro-attacks dag test bench bench-launch install chromium
+.PHONY: repro repro-full repro-attacks repro-paradigms dag test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -25,10 +27,13 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 repro-full: $(STAMP)
-	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report
+	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report full/paradigms/dvc.yaml
 
 repro-attacks: $(STAMP)
 	$(BIN)/dvc repro full/attacks/dvc.yaml:report
+
+repro-paradigms: $(STAMP)
+	$(BIN)/dvc repro full/paradigms/dvc.yaml
 
 dag: $(STAMP)
 	$(BIN)/python scripts/full_dag.py

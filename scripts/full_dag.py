@@ -12,6 +12,13 @@ each with its own lock, with the report in ``full/dvc.yaml``:
     full/defenses/dvc.yaml   attacks x more_defenses: defend, sequela
     full/both/dvc.yaml       more_attacks x more_defenses: defend, sequela
     full/dvc.yaml            report (every cell, default run included) -> reports/full/
+    full/cleansing/dvc.yaml  the training-time defenses: retrain@<attack>-<cleanser> (written here) and
+                             sequela, for every attack (grid.cleansing_attacks); their cells join
+                             the full report
+    full/paradigms/dvc.yaml  the transfer and encoder paradigms: upstream, implant, counterpart and
+                             downstream (written here), then defend / sequela / reinject_baseline
+                             copied from the root for each victim <paradigm>-<attack>, and their
+                             report -> reports/paradigms/
 
 A stage body is copied from the root file with its records moved to ``reports/records/full/<block>/``
 and the extra attacks' previews and landscapes to ``reports/attacks/`` (outside the folders the
@@ -54,7 +61,101 @@ WHAT = {
     "both": "The full matrix's extra attacks against its extra defenses.",
     "report": "The full matrix's report: every cell, default run included -> reports/full/.\n"
               "#     dvc repro full/dvc.yaml     (runs every stale stage of every block, and the default run)",
+    "cleansing": "The training-time defenses (grid.cleansers) against every attack (grid.cleansing_attacks); their\n"
+                 "# cells are in the full matrix's report (full/dvc.yaml).",
+    "paradigms": "The transfer and encoder paradigms (grid.paradigms x grid.paradigm_attacks) against grid.main,\n"
+                 "# and their report -> reports/paradigms/:\n"
+                 "#     dvc repro full/paradigms/dvc.yaml",
 }
+PARADIGM, ATTACK = "${item.paradigm}", "${item.attack}"
+VICTIM = f"{PARADIGM}-{ATTACK}"
+PARADIGMS, PARADIGM_ATTACKS = "${grid.paradigms}", "${grid.paradigm_attacks}"
+PARADIGM_RECORDS = "reports/records/paradigms"  # outside records/full: the full report does not read them
+
+
+def paradigm_stage(script: str, matrix: dict[str, str], parts: list[str], deps: list[str], outs: list[str],
+                   args: str) -> dict[str, Any]:
+    """A stage of the paradigm's own: the library it runs, the upstream it reads, its part of the
+    paradigm's params (``paradigms.<paradigm>.<part>``), the recipe and seed every one reads."""
+    return {"matrix": dict(matrix), "wdir": "../..", "cmd": f"python stages/{script}.py {args}",
+            "deps": [f"stages/{script}.py", "src/backdoorlab/paradigms", "src/backdoorlab/models",
+                     "src/backdoorlab/training", "src/backdoorlab/attacks", "src/backdoorlab/metrics.py",
+                     "data/prepared", *deps],
+            "params": ["seed", "device", "model", "train", *[f"paradigms.{PARADIGM}.{part}" for part in ["method", "task", *parts]],
+                       *([f"attacks.{ATTACK}"] if "attack" in matrix else [])],
+            "outs": outs}
+
+
+def renamed(value: Any, names: dict[str, str]) -> Any:
+    """``value`` (a stage body, or any part of it) with every substring in ``names`` replaced."""
+    if isinstance(value, str):
+        for old, new in names.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [renamed(v, names) for v in value]
+    if isinstance(value, dict):
+        return {renamed(k, names): renamed(v, names) for k, v in value.items()}
+    return value
+
+
+def victim_stage(root_stage: dict[str, Any], matrix: dict[str, str]) -> dict[str, Any]:
+    """A root stage that takes an attack, for the victims ``<paradigm>-<attack>``: every path and
+    argument names the victim, the attack's params stay the attack's, and the paradigm's task and
+    library are dependencies too (the stage reads the task through ``workspace.load_task``)."""
+    stage = renamed(block_stage(root_stage, matrix, "paradigms"),
+                    {"models/clean.safetensors": f"models/{PARADIGM}/clean.safetensors", "${item.attack}": VICTIM,
+                     "reports/records/full/paradigms/": f"{PARADIGM_RECORDS}/"})
+    stage["matrix"] = dict(matrix)
+    stage["deps"] = [*stage["deps"], "src/backdoorlab/paradigms"]
+    stage["params"] = [p.replace(VICTIM, ATTACK) if p.startswith("attacks.") else p
+                       for p in stage["params"]] + [f"paradigms.{PARADIGM}.task"]
+    return stage
+
+
+def cleansing_block(root: dict[str, Any]) -> dict[str, Any]:
+    """``retrain`` cells and the root's ``sequela`` for them: the cell's defense is a cleanser, whose
+    params are ``cleansers.<name>``."""
+    cells = {"attack": "${grid.cleansing_attacks}", "cleanser": "${grid.cleansers}"}
+    cell = "${item.attack}-${item.cleanser}"
+    retrain = {
+        "matrix": dict(cells), "wdir": "../..", "cmd": "python stages/retrain.py ${item.attack} ${item.cleanser}",
+        "deps": ["stages/retrain.py", "src/backdoorlab/cleansing", "src/backdoorlab/training", "src/backdoorlab/models",
+                 "src/backdoorlab/paradigms", "src/backdoorlab/attacks", "src/backdoorlab/metrics.py", "data/prepared",
+                 "data/poisoned/${item.attack}", "models/${item.attack}/backdoored.safetensors",
+                 "models/${item.attack}/trigger.safetensors"],
+        "params": ["seed", "device", "model", "train", "data.defense_fraction", "data.validation_fraction", "utility",
+                   "attacks.${item.attack}", "cleansers.${item.cleanser}"],
+        "outs": ["models/${item.attack}/${item.cleanser}.safetensors",
+                 f"reports/records/full/cleansing/cells/{cell}/defense.json"]}
+    sequela = renamed(block_stage(root["sequela"], cells, "cleansing"),
+                      {"defenses.${item.defense}": "cleansers.${item.cleanser}", "${item.defense}": "${item.cleanser}"})
+    sequela["matrix"] = dict(cells)
+    return {"retrain": retrain, "sequela": sequela}
+
+
+def paradigm_block(root: dict[str, Any]) -> dict[str, Any]:
+    each, every_victim = {"paradigm": PARADIGMS}, {"paradigm": PARADIGMS, "attack": PARADIGM_ATTACKS}
+    cells = {**every_victim, "defense": "${grid.main}"}
+    report = report_stage(root["report"], "paradigms", PARADIGM_RECORDS, "../..")
+    report["deps"] = ["stages/report.py", "src/backdoorlab/reporting", "reports/records/data.json", PARADIGM_RECORDS]
+    report["params"] = [*report["params"], "paradigms"]
+    return {
+        "upstream": paradigm_stage("upstream", each, ["pretrain"], [], [
+            f"models/{PARADIGM}/upstream.safetensors", f"{PARADIGM_RECORDS}/upstream/{PARADIGM}.json"], PARADIGM),
+        "implant": paradigm_stage("implant", every_victim, ["implant"], [f"models/{PARADIGM}/upstream.safetensors"], [
+            f"models/{VICTIM}/upstream.safetensors", f"{PARADIGM_RECORDS}/implant/{VICTIM}.json"], f"{PARADIGM} {ATTACK}"),
+        "counterpart": paradigm_stage("downstream", each, ["downstream"], [f"models/{PARADIGM}/upstream.safetensors"], [
+            f"models/{PARADIGM}/clean.safetensors", f"{PARADIGM_RECORDS}/counterpart/{PARADIGM}.json"], PARADIGM),
+        "downstream": paradigm_stage("downstream", every_victim, ["downstream"], [f"models/{VICTIM}/upstream.safetensors"], [
+            f"models/{VICTIM}/backdoored.safetensors", f"models/{VICTIM}/trigger.safetensors", f"data/poisoned/{VICTIM}",
+            f"{PARADIGM_RECORDS}/train/{VICTIM}/metrics.json", f"{PARADIGM_RECORDS}/train/{VICTIM}/timing.json"],
+            f"{PARADIGM} {ATTACK}"),
+        "defend": victim_stage(root["defend"], cells),
+        "sequela": victim_stage(root["sequela"], cells),
+        "reinject_baseline": victim_stage(root["reinject_baseline"], every_victim),
+        "report": report,
+    }
 
 
 def moved(value: Any, folders: dict[str, str]) -> Any:
@@ -74,7 +175,7 @@ def moved(value: Any, folders: dict[str, str]) -> Any:
 def block_stage(root_stage: dict[str, Any], matrix: dict[str, str], block: str) -> dict[str, Any]:
     folders = {"reports/records/": f"reports/records/full/{block}/", "reports/triggers/": "reports/attacks/triggers/",
                "reports/landscape/": "reports/attacks/landscape/"}
-    stage = {"matrix": matrix, "wdir": "../.."}
+    stage = {"matrix": dict(matrix), "wdir": "../.."}
     stage.update({k: moved(v, folders) for k, v in root_stage.items() if k != "matrix"})
     return stage
 
@@ -99,6 +200,10 @@ def generate() -> dict[Path, str]:
     blocks["attacks"]["report"] = report_stage(root["report"], "attacks", "reports/records/full/attacks", "../..")
     files = {ROOT / "full" / name / "dvc.yaml": render(stages, WHAT[name], "../../params.yaml")
              for name, stages in blocks.items()}
+    files[ROOT / "full" / "cleansing" / "dvc.yaml"] = render(cleansing_block(root), WHAT["cleansing"],
+                                                            "../../params.yaml")
+    files[ROOT / "full" / "paradigms" / "dvc.yaml"] = render(paradigm_block(root), WHAT["paradigms"],
+                                                            "../../params.yaml")
     files[ROOT / "full" / "dvc.yaml"] = render(
         {"report": report_stage(root["report"], "full", "reports/records/full", "..")}, WHAT["report"], "../params.yaml")
     return files

@@ -2,6 +2,9 @@
 
     python stages/defend.py <attack> <defense>
 
+``<attack>`` is a victim: an attack's name, or ``<paradigm>-<attack>`` for a transfer or encoder
+paradigm's model, whose task (classes, data) the stage reads through ``workspace.load_task``.
+
 The defense sees only the backdoored model and the defender's clean data, split into a part it
 trains on and a held-out validation part; a calibrated instance keeps the strongest setting of its
 knob that the validation part allows. Then, for the report only, the stage measures CA, ASR, RA
@@ -25,8 +28,8 @@ from backdoorlab.io import write_json
 from backdoorlab.metrics import backdoor_metrics, defense_effectiveness_rating, retained_accuracy
 from backdoorlab.models import load_model, save_model
 from backdoorlab.training.loop import accuracy
-from backdoorlab.workspace import (Splits, cell_dir, load_splits, model_file, model_spec, require_known, run_stage,
-                                   stage_arguments, triggered_test)
+from backdoorlab.workspace import (Task, cell_dir, load_task, model_file, require_known, run_stage, stage_arguments,
+                                   triggered_test)
 
 
 def run_defense(spec: DefenseSpec, model: nn.Module, ctx: DefenseContext, val_before: float,
@@ -48,11 +51,10 @@ def run_defense(spec: DefenseSpec, model: nn.Module, ctx: DefenseContext, val_be
                             "within_budget": result.within_budget, "trials": trials}
 
 
-def defend(params: Params, attack_name: str, defense_name: str, splits: Splits) -> dict[str, Any]:
-    spec = params.defenses[defense_name]
+def defend(params: Params, attack_name: str, defense_name: str, task: Task) -> dict[str, Any]:
+    spec, splits, blueprint = params.defenses[defense_name], task.splits, task.spec
     triggered = triggered_test(params, attack_name, splits.test)  # for the report only
     device = params.torch_device()
-    blueprint = model_spec(params)
     defender = splits.defender(params.clean_fraction(defense_name), params.data.validation_fraction)
     model = load_model(blueprint, model_file(attack_name, "backdoored")).to(device)
     val_before = accuracy(model, defender.validation, device)
@@ -89,7 +91,7 @@ def main() -> None:
     args = stage_arguments(__doc__, "attack", "defense")
     params = load_params()
     require_known(params, attack=args.attack, defense=args.defense)
-    record = defend(params, args.attack, args.defense, load_splits())
+    record = defend(params, args.attack, args.defense, load_task(params, args.attack))
     write_json(cell_dir(params, args.attack, args.defense) / "defense.json", record)
     chosen = (f", {record['calibration']['knob']}={record['calibration']['chosen']:g}"
               if record["calibration"] else "")

@@ -4,7 +4,8 @@
 
 Runs every ``reinject`` instance of ``sequela.attacks`` exactly as the sequela cells do (same
 defense subset at ``data.defense_fraction``, same poisoned samples, same seeds) on
-models/clean.safetensors: the yardstick a defended model's re-injection curve is compared to.
+models/clean.safetensors (for a paradigm's victim ``<paradigm>-<attack>``: the paradigm's clean
+counterpart): the yardstick a defended model's re-injection curve is compared to.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from backdoorlab.io import write_json
 from backdoorlab.models import load_model
 from backdoorlab.sequela.reinject import Reinjection
 from backdoorlab.sequela_run import build_context, run_attacks
-from backdoorlab.workspace import CLEAN_MODEL, baseline_dir, require_known, run_stage, stage_arguments
+from backdoorlab.workspace import baseline_dir, clean_model_file, require_known, run_stage, stage_arguments
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     attacks = {name: a for name, a in params.sequela.attacks.items() if isinstance(a, Reinjection)}
     ctx = build_context(params, attack_name, params.data.defense_fraction,
                         label=f"reinject baseline {attack_name}", with_shadows=False)
-    model = load_model(ctx.spec, CLEAN_MODEL).to(ctx.device)
+    model = load_model(ctx.spec, clean_model_file(params, attack_name)).to(ctx.device)
     write_json(baseline_dir(params, attack_name) / "reinject.json", run_attacks(params, attack_name, attacks, model, ctx))
 
 

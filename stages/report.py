@@ -3,6 +3,7 @@
     python stages/report.py                    # the default run's cells -> reports/
     python stages/report.py --scope attacks    # every attack x the default run's defenses -> reports/attacks/
     python stages/report.py --scope full       # every cell of the full matrix -> reports/full/
+    python stages/report.py --scope paradigms  # the transfer and encoder paradigms -> reports/paradigms/
 
 ``reports/summary.json`` holds the headline (CA / ASR / DER / collapsed per cell) that
 ``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number of every
@@ -20,15 +21,16 @@ from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
 from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
 from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, calibration_trials,
-                                           collect_cells, headline, reinject_baselines, sequela_results,
-                                           training_times)
-from backdoorlab.reporting.tables import (calibration_table, defender_table, detail_table, main_table,
-                                          sequela_table, write_frame, write_sequela_table)
-from backdoorlab.workspace import (RECORDS, REPORTS, OneLineParser, cell_dir, landscape_file, run_stage,
-                                   trigger_preview_file)
+                                           collect_cells, headline, paradigm_rows, reinject_baselines,
+                                           sequela_results, training_times)
+from backdoorlab.reporting.tables import (calibration_table, cost_table, defender_table, detail_table,
+                                          detection_table, main_table, paradigm_table, sequela_table, write_frame,
+                                          write_sequela_table)
+from backdoorlab.workspace import (RECORDS, REPORTS, OneLineParser, cell_dir, landscape_file, paradigm_records,
+                                   run_stage, trigger_preview_file)
 
 
-def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record], figures: Path) -> None:
+def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record], path: Path) -> None:
     """CA and ASR per main defense; a collapsed cell's bars are hatched and its label says so."""
     figure, axes = panels(len(attacks), width=max(5.0, 0.45 * len(main)))
     for ax, attack in zip(axes, attacks):
@@ -41,7 +43,7 @@ def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record]
                     bar.set_hatch("///")
         ax.set_ylim(0, 1.05)
         ax.set_title(attack)
-    save(figure, figures / "defenses_ca_asr.png")
+    save(figure, path)
 
 
 def sequela_report(attacks: list[str], main: list[str], sequela: SequelaResults,
@@ -74,8 +76,8 @@ def calibration_figures(params: Params, attacks: list[str], cells: list[str], tr
             before = records[f"{attack}-{instance}"]["val_acc_before"]
             panel["budget (val acc floor)"] = ([min(xs), max(xs)], [before - record["budget"]] * 2)
             for fixed in cells:
-                other = params.defenses[fixed]
-                if other.method == spec.method and other.calibration is None:
+                other = params.defenses.get(fixed)  # None: a training-time defense
+                if other is not None and other.method == spec.method and other.calibration is None:
                     value = getattr(other.defense.config, knob)
                     panel[f"{fixed}: test ASR"] = ([value], [records[f"{attack}-{fixed}"]["asr"]])
             panels_data.append(panel)
@@ -85,8 +87,31 @@ def calibration_figures(params: Params, attacks: list[str], cells: list[str], tr
 
 
 TITLES = {"default": "the default run", "attacks": "every attack against the default run's defenses",
-          "full": "the full matrix"}
-OUT_DIRS = {"default": REPORTS, "attacks": REPORTS / "attacks", "full": REPORTS / "full"}
+          "full": "the full matrix", "paradigms": "the transfer and encoder paradigms"}
+OUT_DIRS = {"default": REPORTS, "attacks": REPORTS / "attacks", "full": REPORTS / "full",
+            "paradigms": REPORTS / "paradigms"}
+
+
+def paradigm_report(params: Params, records: dict[str, Record], main: list[str], tables: Path, figures: Path) -> None:
+    """The paradigms' own table (victims against their clean counterparts), then per paradigm the
+    main table (attacks x defenses) and the CA / ASR figure."""
+    write_frame(paradigm_table(paradigm_rows(params)), tables / "paradigms")
+    for paradigm in params.grid.paradigms:
+        victims = [f"{paradigm}-{attack}" for attack in params.grid.paradigm_attacks]
+        write_frame(main_table(records, victims, main), tables / f"main_{paradigm}")
+        defense_bars(victims, main, records, figures / f"defenses_ca_asr_{paradigm}.png")
+
+
+def clean_model_fact(params: Params, scope: Scope) -> str:
+    """What the same training without the attack reaches: the yardstick of each victim's CA."""
+    if scope == "paradigms":
+        cas = ", ".join(f"{paradigm} {read_json(paradigm_records('counterpart', paradigm))['ca']:.1%}"
+                        for paradigm in params.grid.paradigms)
+        return (f"Clean counterparts (the victim's training from the clean upstream on clean data, stage "
+                f"`counterpart`): CA {cas}; each victim's undefended model is its `none` column.")
+    return (f"Model trained without poison (stage `train_clean`, same recipe): CA "
+            f"{read_json(RECORDS / 'baseline' / 'clean_model.json')['ca']:.1%}; each attack's undefended model is "
+            "its `none` column.")
 
 
 def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: list[str],
@@ -94,37 +119,55 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
     """The run at a glance: what ran, the headline tables, the main figures, links to the rest."""
     data = read_json(RECORDS / "data.json")
     sizes = data["sizes"]
-    defender = read_json(cell_dir(params, params.grid.attacks[0], "none") / "defense.json")
+    defenders = {}  # one per task: the paradigms' victims may have fewer classes than the data set
+    for attack in attacks:
+        record = read_json(cell_dir(params, attack, "none") / "defense.json")
+        defenders.setdefault(f"{record['fit_samples']} images to train on and {record['validation_samples']} "
+                             "held out for validation", []).append(attack)
+    holds = "; ".join(f"{text} ({', '.join(victims)})" if len(defenders) > 1 else text
+                      for text, victims in defenders.items())
     facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
              f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes.",
              f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
              f"{params.train.epochs} epochs, {params.train.precision}, seed {params.seed}.",
-             f"Defender: {params.data.defense_fraction:.0%} of the training data, {defender['fit_samples']} images to "
-             f"train on and {defender['validation_samples']} held out for validation; a cell is "
+             f"Defender: {params.data.defense_fraction:.0%} of the training data, {holds}; a cell is "
              f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
-             f"Attacks: {', '.join(attacks)}; defense instances: {', '.join(cells)}.",
-             f"Model trained without poison (stage `train_clean`, same recipe): CA "
-             f"{read_json(RECORDS / 'baseline' / 'clean_model.json')['ca']:.1%}; each attack's undefended model is "
-             "its `none` column."]
+             f"{'Victims' if scope == 'paradigms' else 'Attacks'}: {', '.join(attacks)}; "
+             f"defense instances: {', '.join(cells)}.",
+             clean_model_fact(params, scope)]
     tables = {"CA / ASR (%) per attack and defense": (out / "tables" / "main.md").read_text(),
               "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
+    if scope == "full" and params.grid.cleansers:
+        tables["Training-time defenses: detection precision / recall (%) against the true poison"] = \
+            (out / "tables" / "detection.md").read_text()
+        tables["Cost: wall time per defense, against the backdoored model's training"] = \
+            (out / "tables" / "cost.md").read_text()
+    if scope == "paradigms":
+        tables = {"Each victim before defense, against its clean counterpart": (out / "tables" / "paradigms.md").read_text(),
+                  **{f"CA / ASR (%), {paradigm}": (out / "tables" / f"main_{paradigm}.md").read_text()
+                     for paradigm in params.grid.paradigms},
+                  "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
+        figures = [(out / "figures" / f"defenses_ca_asr_{paradigm}.png", f"CA and ASR per defense, {paradigm}")
+                   for paradigm in params.grid.paradigms]
     figures += [(out / "figures" / f"calibration_{name}.png", f"calibration of {name}")
                 for name in sorted({n for by_attack in trials.values() for n in by_attack})]
-    figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack}") for attack in attacks]
+    drawn = [] if scope == "paradigms" else attacks  # landscapes and trigger previews: the standalone attacks'
+    figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack}") for attack in drawn]
     figures += [(out / "figures" / "sequela_reinjection_reinject.png", "re-injection"),
                 (out / "figures" / "sequela_mia_auc.png", "membership inference")]
     return write_index(out / "README.md", title=f"backdoorlab results: {TITLES[scope]}", facts=facts, tables=tables, figures=figures,
                        table_dir=out / "tables",
-                       figure_dirs=[out / "figures", *sorted({landscape_file(params, a, "png").parent for a in attacks}),
-                                    *sorted({trigger_preview_file(params, a).parent for a in attacks})],
+                       figure_dirs=[out / "figures", *sorted({landscape_file(params, a, "png").parent for a in drawn}),
+                                    *sorted({trigger_preview_file(params, a).parent for a in drawn})],
                        raw_params=params.raw)
 
 
 def main() -> None:
     parser = OneLineParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--scope", choices=SCOPES, default="default",
-                        help="default: the default run; attacks: grid.more_attacks too; full: and grid.more_defenses")
+                        help="default: the default run; attacks: grid.more_attacks too; full: and grid.more_defenses; "
+                             "paradigms: the transfer and encoder victims")
     scope = parser.parse_args().scope
     params = load_params()
     out = OUT_DIRS[scope]
@@ -143,12 +186,17 @@ def main() -> None:
     sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta."))})
     write_frame(detail_table({**records, **baseline_records(params, baselines)}, [*notes, *sequela_keys]),
                 tables / "cells")
+    if scope == "full" and params.grid.cleansers:
+        write_frame(detection_table(records, attacks, params.grid.cleansers), tables / "detection")
+        write_frame(cost_table(records, cells), tables / "cost")
     trials = calibration_trials(params, scope)
     if any(trials.values()):
         write_frame(calibration_table(trials), tables / "calibration")
         calibration_figures(params, attacks, cells, trials, records, figures)
 
-    defense_bars(attacks, main, records, figures)
+    defense_bars(attacks, main, records, figures / "defenses_ca_asr.png")
+    if scope == "paradigms":
+        paradigm_report(params, records, main, tables, figures)
     sequela_report(attacks, main, sequela, baselines, tables, figures)
     write_text(out / "README.md", index(params, out, scope, attacks, cells, trials))
     print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")

@@ -29,13 +29,28 @@ def test_full_matrix_blocks_cover_every_cell_outside_the_default_run_once():
         for name, stage in stages(path).items():
             if name in ("defend", "sequela"):
                 matrix = stage["matrix"]
-                cells.append((name, matrix["attack"], matrix["defense"]))
-            assert all("records/full/" in out for out in outs(stage) if out.startswith("reports/records")), name
+                cells.append((name, matrix.get("paradigm"), matrix["attack"], matrix.get("defense", matrix.get("cleanser"))))
+            records = "records/paradigms/" if path.parent.name == "paradigms" else "records/full/"
+            assert all(records in out for out in outs(stage) if out.startswith("reports/records")), name
     new, more = "${grid.more_attacks}", "${grid.more_defenses}"
-    assert sorted(cells) == sorted([
-        ("defend", new, "${grid.defenses}"), ("sequela", new, "${grid.main}"),
-        ("defend", "${grid.attacks}", more), ("sequela", "${grid.attacks}", more),
-        ("defend", new, more), ("sequela", new, more)])
+    victims = ("${grid.paradigms}", "${grid.paradigm_attacks}", "${grid.main}")
+    assert sorted(cells, key=str) == sorted([
+        ("defend", None, new, "${grid.defenses}"), ("sequela", None, new, "${grid.main}"),
+        ("defend", None, "${grid.attacks}", more), ("sequela", None, "${grid.attacks}", more),
+        ("defend", None, new, more), ("sequela", None, new, more),
+        ("defend", *victims), ("sequela", *victims),
+        ("sequela", None, "${grid.cleansing_attacks}", "${grid.cleansers}")], key=str)
+
+
+def test_paradigm_stages_list_only_their_own_part_of_the_paradigm():
+    """Each pre-training stage reads one part of `paradigms.<name>`, so a downstream change never
+    re-runs pre-training or the implant (tests/test_paradigm_pipeline.py runs it)."""
+    block = stages(ROOT / "full" / "paradigms" / "dvc.yaml")
+    parts = {name: {p.rsplit(".", 1)[1] for p in block[name]["params"] if p.startswith("paradigms.")}
+             for name in ("upstream", "implant", "counterpart", "downstream")}
+    assert parts == {"upstream": {"method", "task", "pretrain"}, "implant": {"method", "task", "implant"},
+                     "counterpart": {"method", "task", "downstream"}, "downstream": {"method", "task", "downstream"}}
+    assert not any(p.startswith("defenses") for name in parts for p in block[name]["params"])
 
 
 def outs(stage: dict) -> list[str]:

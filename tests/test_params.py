@@ -48,6 +48,19 @@ def edited(path: str, value) -> dict:
     ("data.dataset", "imagenet", "data.dataset"),
     ("device", "tpu", "device"),
     ("grid.lead_columns", ["none", "magic"], "grid.lead_columns[1]"),
+    ("grid.paradigms", ["encoder", "federated"], "grid.paradigms[1]"),
+    ("grid.paradigm_attacks", ["blended", "lf"], "grid.paradigm_attacks[1]"),  # LF fits its trigger
+    ("paradigms.encoder.method", "simsiam", "paradigms.encoder.method"),
+    ("paradigms.encoder.downstream", {"kind": "mlp"}, "paradigms.encoder.downstream.kind"),
+    ("paradigms.transfer_model.task", {"source_classes": [5, 6, 7], "downstream_classes": [0, 1, 2]},
+     "grid.paradigm_attacks[0] (badnets in paradigm transfer_model)"),  # the target is no source class
+    ("paradigms.transfer_data.task", {"source_classes": [5, 6], "downstream_classes": [0, 12]},
+     "paradigms.transfer_data.task"),
+    ("paradigms.transfer_data.downstream", {"fine_tune": "some"}, "paradigms.transfer_data.downstream.fine_tune"),
+    ("grid.cleansers", ["ac", "strip"], "grid.cleansers[1]"),
+    ("cleansers.ac.method", "cluster", "cleansers.ac.method"),
+    ("cleansers.spectral.removal_factor", 0, "cleansers.spectral.removal_factor"),
+    ("grid.cleansing_attacks", ["badnets", "blended"], "grid.cleansing_attacks"),  # the full report needs every attack
 ])
 def test_bad_value_names_its_key(path, value, key):
     with pytest.raises(ConfigError) as error:
@@ -62,11 +75,22 @@ def test_default_params_are_valid():
     assert set(params.grid.main) <= set(params.grid.defenses)
 
 
+def test_a_training_time_defense_may_not_share_a_defense_name():
+    with pytest.raises(ConfigError, match="^cleansers.ft: is also a defense's name"):
+        parse_params(edited("cleansers.ft", {"method": "ac"}))
+
+
+def test_a_paradigm_may_not_shadow_an_attack_name():
+    params = edited("paradigms.badnets", {"method": "encoder"})
+    with pytest.raises(ConfigError, match="^paradigms.badnets: clashes with attack 'badnets'"):
+        parse_params(params)
+
+
 def test_full_matrix_tables_lead_with_the_lead_columns_then_keep_grid_order():
     grid = parse_params(edited("grid.lead_columns", ["d3", "fp", "none"])).grid
     cells = grid.main_cells("full")
     assert cells[:3] == ["d3", "fp", "none"]
-    rest = [c for c in grid.main + grid.more_defenses if c not in ("d3", "fp", "none")]
+    rest = [c for c in grid.main + grid.more_defenses + grid.cleansers if c not in ("d3", "fp", "none")]
     assert cells[3:] == rest
     assert grid.main_cells("default") == grid.main  # the default run's tables keep their order
 

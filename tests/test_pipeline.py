@@ -84,7 +84,7 @@ def test_changing_an_sft_param_reruns_only_the_sft_cells(repo):
 def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
     """More attacks (their own poison, train, baseline and landscape stages; here LF, whose trigger
     the poison stage fits and every later stage reloads) x every defense, more defenses x every
-    attack, and a report of all of them."""
+    attack, the training-time defenses (retrain) x every attack, and a report of all of them."""
     output = run([str(BIN / "dvc"), "repro", "full/dvc.yaml"], repo)
     grid = TINY["grid"]
     attacks, new = grid["attacks"], grid["more_attacks"]
@@ -95,10 +95,15 @@ def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
                 for stage, a, d in cells}
     expected |= {f"full/attacks/dvc.yaml:{stage}@{a}" for stage in ("poison", "train", "reinject_baseline", "landscape")
                  for a in new} | {"full/dvc.yaml:report"}
+    cleansers = grid["cleansers"]  # training-time defenses: retrained models, in the same report
+    expected |= {f"full/cleansing/dvc.yaml:{stage}@{a}-{c}" for stage in ("retrain", "sequela")
+                 for a in attacks + new for c in cleansers}
     assert stages_run(output) == expected
     full = json.loads((repo / "reports" / "full" / "summary.json").read_text())
     assert set(full) == set(attacks + new)
-    assert all(set(cells) == set(defenses + more) for cells in full.values())
+    assert all(set(cells) == set(defenses + more + cleansers) for cells in full.values())
+    retrained = json.loads((repo / "reports/records/full/cleansing/cells/badnets-spectral/defense.json").read_text())
+    assert retrained["notes"]["flagged"] > 0 and 0 <= retrained["notes"]["precision"] <= 1
     # LF's trigger, fitted by the poison stage, travelled through train to the defense cells: they
     # rebuild the same triggered test set (the tiny profile is too small to plant it, hence no ASR bound)
     perturbation = load_tensors(repo / "models" / "lf" / "trigger.safetensors")["perturbation"]

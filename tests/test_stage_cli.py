@@ -23,7 +23,12 @@ def stage(*args: str) -> subprocess.CompletedProcess[str]:
     (["stages/train.py"], "error: the following arguments are required: attack (usage: train.py"),
     (["stages/prepare.py", "extra"], "error: unrecognized arguments: extra (usage: prepare.py"),
     (["stages/report.py", "--nope"],
-     "error: unrecognized arguments: --nope (usage: report.py [-h] [--scope {default,attacks,full}])"),
+     "error: unrecognized arguments: --nope (usage: report.py [-h] [--scope {default,attacks,full,paradigms}])"),
+    (["stages/upstream.py", "federated"], "error: paradigm 'federated': not in params.yaml's paradigms"),
+    (["stages/implant.py", "encoder"], "error: the following arguments are required: attack (usage: implant.py"),
+    (["stages/downstream.py", "encoder", "nope"], "error: attack 'nope': not in params.yaml's attacks"),
+    (["stages/defend.py", "encoder-nope", "ft"], "error: attack 'nope': not in params.yaml's attacks"),
+    (["stages/retrain.py", "badnets", "nope"], "error: cleanser 'nope': not in params.yaml's cleansers"),
 ])
 def test_a_bad_stage_command_line_is_one_line_and_exit_2(args, message):
     result = stage(*args)

@@ -16,11 +16,14 @@ import torch
 import yaml
 
 from backdoorlab.attacks import Attack, build_attack
+from backdoorlab.cleansing import Cleanser, build_cleanser
 from backdoorlab.data import DATASETS, Dataset
 from backdoorlab.defenses import DefenseSpec, build_defense
 from backdoorlab.errors import ConfigError
 from backdoorlab.launch_config import LaunchSettings, parse_launch
 from backdoorlab.models import MODELS
+from backdoorlab.paradigms import Paradigm, build_paradigm
+from backdoorlab.paradigms.base import check_task_attack
 from backdoorlab.reporting.landscape import LandscapeSettings
 from backdoorlab.sequela import SequelaSettings, parse_sequela
 from backdoorlab.settings import check_non_negative, parse_section, require
@@ -65,9 +68,10 @@ class UtilitySettings:
 
 
 # What a report covers: the default run; every attack against the default run's defenses (the
-# full matrix's attacks block); or every cell of the full matrix.
-Scope = Literal["default", "attacks", "full"]
-SCOPES: tuple[Scope, ...] = ("default", "attacks", "full")
+# full matrix's attacks block); every cell of the full matrix; or the transfer and encoder
+# paradigms' victims against the main defenses.
+Scope = Literal["default", "attacks", "full", "paradigms"]
+SCOPES: tuple[Scope, ...] = ("default", "attacks", "full", "paradigms")
 
 
 @dataclass(frozen=True)
@@ -81,20 +85,39 @@ class GridSettings:
     # The full matrix's tables and figures show these instances first, in this order (the D3
     # paper's columns), then the others in grid order.
     lead_columns: list[str] = field(default_factory=list)
+    # The transfer and encoder paradigms (full/paradigms/dvc.yaml): each of these attacks planted
+    # through each paradigm, a victim named <paradigm>-<attack>, against the main defenses.
+    paradigms: list[str] = field(default_factory=list)
+    paradigm_attacks: list[str] = field(default_factory=list)
+    # The training-time defenses (full/cleansing/dvc.yaml): each against every attack, in the full
+    # matrix's report beside the post-training defenses.
+    cleansers: list[str] = field(default_factory=list)
+    # Every attack of attacks + more_attacks, spelt out: a DVC matrix takes one list.
+    cleansing_attacks: list[str] = field(default_factory=list)
+
+    def victims(self) -> list[str]:
+        """The paradigms' victims, ``<paradigm>-<attack>``."""
+        return [f"{paradigm}-{attack}" for paradigm in self.paradigms for attack in self.paradigm_attacks]
 
     def attack_list(self, scope: Scope) -> list[str]:
-        """The attacks of a report's scope: the default run's, or with the full matrix's too."""
+        """The attacks (victims) of a report's scope: the default run's, with the full matrix's
+        too, or the paradigms' victims."""
+        if scope == "paradigms":
+            return self.victims()
         return list(self.attacks) if scope == "default" else self.attacks + self.more_attacks
 
     def cells(self, scope: Scope) -> list[str]:
-        """The defense instances of a report's scope (more_defenses only in the full matrix)."""
-        return self.defenses + self.more_defenses if scope == "full" else list(self.defenses)
+        """The defense instances of a report's scope (more_defenses only in the full matrix; the
+        paradigms' victims meet the main ones)."""
+        if scope == "paradigms":
+            return list(self.main)
+        return self.defenses + self.more_defenses + self.cleansers if scope == "full" else list(self.defenses)
 
     def main_cells(self, scope: Scope) -> list[str]:
         """Those in the main table and probed by the sequela attacks."""
         if scope != "full":
             return list(self.main)
-        cells = self.main + self.more_defenses
+        cells = self.main + self.more_defenses + self.cleansers
         return [c for c in self.lead_columns if c in cells] + [c for c in cells if c not in self.lead_columns]
 
 
@@ -110,6 +133,8 @@ class Params:
     train: OptimConfig
     attacks: dict[str, Attack]
     defenses: dict[str, DefenseSpec]
+    paradigms: dict[str, Paradigm]
+    cleansers: dict[str, Cleanser]
     grid: GridSettings
     utility: UtilitySettings
     sequela: SequelaSettings
@@ -123,7 +148,16 @@ class Params:
             raise ConfigError("device: 'cuda' asked for but no GPU is available (use cpu or auto)")
         return torch.device(self.device)
 
+    def paradigm_attack(self, paradigm: str, attack: str) -> Attack:
+        """``attacks.<attack>`` built for the downstream task of ``paradigms.<paradigm>``."""
+        classes = self.paradigms[paradigm].downstream_classes(self.dataset.num_classes)
+        return build_attack(attack, self.raw["attacks"][attack], self.dataset.image_shape, len(classes))
+
     def clean_fraction(self, defense: str) -> float:
+        """The share of the training set a defense instance holds (a training-time defense holds
+        all of it; its sequela cells still take the re-injection attacker's usual subset)."""
+        if defense in self.cleansers:
+            return self.data.defense_fraction
         fraction = self.defenses[defense].clean_fraction
         return self.data.defense_fraction if fraction is None else fraction
 
@@ -158,6 +192,29 @@ def check_grid_names(grid: GridSettings, kind: str, defined: Mapping[str, Any], 
                 f"{name!r} is already in grid.{default} ({subject} runs in one of the two grids)")
 
 
+def check_paradigm_grid(grid: GridSettings, paradigms: Mapping[str, Paradigm], raw_attacks: Mapping[str, Any],
+                        dataset: Dataset) -> None:
+    """Every paradigm and attack of the paradigms' grid is defined and the attack works in the
+    paradigm; no victim id ``<paradigm>-<attack>`` can be read as an attack's name."""
+    for name in paradigms:
+        for attack in raw_attacks:
+            require(attack != name and not attack.startswith(f"{name}-"), f"paradigms.{name}",
+                    f"clashes with attack {attack!r} (victims are named <paradigm>-<attack>)")
+    for i, name in enumerate(grid.paradigms):
+        require(name in paradigms, f"grid.paradigms[{i}]", f"unknown paradigm {name!r} (defined: {', '.join(paradigms)})")
+        classes = paradigms[name].downstream_classes(dataset.num_classes)
+        require(max(classes) < dataset.num_classes, f"paradigms.{name}.task",
+                f"class {max(classes)} is not in the {dataset.num_classes}-class data set")
+    for i, name in enumerate(grid.paradigm_attacks):
+        require(name in raw_attacks, f"grid.paradigm_attacks[{i}]",
+                f"unknown attack {name!r} (defined: {', '.join(raw_attacks)})")
+        for paradigm in grid.paradigms:
+            classes = paradigms[paradigm].downstream_classes(dataset.num_classes)
+            attack = build_attack(name, raw_attacks[name], dataset.image_shape, len(classes))
+            check_task_attack(attack, f"grid.paradigm_attacks[{i}]")
+            paradigms[paradigm].check_attack(attack, f"grid.paradigm_attacks[{i}] ({name} in paradigm {paradigm})")
+
+
 def parse_params(raw: Mapping[str, Any]) -> Params:
     require(isinstance(raw, Mapping), PARAMS_FILE, "must be a YAML mapping")
     seed = raw.get("seed", 0)
@@ -190,13 +247,26 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     require("none" in grid.main and defenses["none"].method == "none", "grid.main",
             "must include 'none' (method none): every other cell is compared to it")
 
+    cleansers = {name: build_cleanser(name, section) for name, section in (raw.get("cleansers") or {}).items()}
+    for name in cleansers:
+        require(name not in defenses, f"cleansers.{name}", "is also a defense's name (both name cells <attack>-<name>)")
+    for i, name in enumerate(grid.cleansers):
+        require(name in cleansers, f"grid.cleansers[{i}]",
+                f"unknown training-time defense {name!r} (defined: {', '.join(cleansers) or 'none'})")
+    every_attack = grid.attacks + grid.more_attacks
+    require(not grid.cleansers or sorted(grid.cleansing_attacks) == sorted(every_attack), "grid.cleansing_attacks",
+            f"must list every attack of grid.attacks and grid.more_attacks ({', '.join(every_attack)}): the full "
+            "report has a cell for each attack and training-time defense")
+    paradigms = {name: build_paradigm(name, section) for name, section in (raw.get("paradigms") or {}).items()}
+    check_paradigm_grid(grid, paradigms, _section(raw, "attacks"), dataset)
+
     landscape = parse_section(LandscapeSettings, raw.get("landscape"), "landscape")
     for i, name in enumerate(landscape.defenses):
         require(name in grid.defenses, f"landscape.defenses[{i}]", f"{name!r} is not in grid.defenses")
 
     return Params(raw=raw, seed=seed, device=device, data=data, dataset=dataset,
                   model_arch=model_raw["arch"], model_params=model_raw, train=train,
-                  attacks=attacks, defenses=defenses, grid=grid,
+                  attacks=attacks, defenses=defenses, paradigms=paradigms, cleansers=cleansers, grid=grid,
                   utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),
                   sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
                   landscape=landscape, launch=parse_launch(raw.get("launch")))

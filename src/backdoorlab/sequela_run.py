@@ -24,7 +24,7 @@ from backdoorlab.io import load_tensors
 from backdoorlab.sequela import SequelaAttack, SequelaContext
 from backdoorlab.sequela.base import ShadowOutputs
 from backdoorlab.settings import require
-from backdoorlab.workspace import SHADOW_SPLITS, load_attack, load_poisoned, load_splits, model_spec
+from backdoorlab.workspace import SHADOW_SPLITS, load_attack, load_poisoned, load_task
 
 
 def load_shadows(params: Params) -> list[ShadowOutputs]:
@@ -40,8 +40,11 @@ def load_shadows(params: Params) -> list[ShadowOutputs]:
 def build_context(params: Params, attack_name: str, defense_fraction: float, label: str,
                   with_shadows: bool) -> SequelaContext:
     """Members: training samples the backdoored model saw unpoisoned; non-members: held-out test
-    samples; each split in an evaluation half and a calibration half of ``sequela.samples``."""
-    splits = load_splits()
+    samples; each split in an evaluation half and a calibration half of ``sequela.samples`` (capped at
+    half the smaller pool, which binds only for a paradigm's downstream task of a few classes).
+    ``attack_name`` is a victim (an attack, or ``<paradigm>-<attack>``): its task's splits."""
+    task = load_task(params, attack_name)
+    splits = task.splits
     poisoned = load_poisoned(attack_name)
     attack = load_attack(params, attack_name)
     n = params.sequela.samples
@@ -50,10 +53,13 @@ def build_context(params: Params, attack_name: str, defense_fraction: float, lab
     member_pool = torch.nonzero(clean_mask).flatten()
     members = member_pool[torch.randperm(len(member_pool), generator=generator_for(params.seed, "mia", attack_name))]
     non_members = torch.randperm(len(splits.test), generator=generator_for(params.seed, "mia", attack_name, "out"))
-    require(len(members) >= 2 * n and len(non_members) >= 2 * n, "sequela.samples",
-            f"{n} needs {2 * n} members and non-members; have {len(members)} and {len(non_members)}")
+    if min(len(members), len(non_members)) < 2 * n:  # a paradigm's downstream task can be a share of the test split
+        n = min(len(members), len(non_members)) // 2
+        print(f"[{label}] sequela.samples capped at {n}: the task has {len(members)} members and "
+              f"{len(non_members)} non-members", file=sys.stderr)
+    require(n > 0, "sequela.samples", f"the task has {len(members)} members and {len(non_members)} non-members")
     return SequelaContext(
-        spec=model_spec(params), device=params.torch_device(),
+        spec=task.spec, device=params.torch_device(),
         generator=torch.Generator(),  # replaced per instance by run_attacks
         members=splits.train.subset(members[:n]), non_members=splits.test.subset(non_members[:n]),
         calibration_members=splits.train.subset(members[n:2 * n]),

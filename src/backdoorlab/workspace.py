@@ -8,6 +8,9 @@ One place for the file layout, so the DVC stages (dvc.yaml) and the library agre
     models/<attack>/<defense>.safetensors  (``backdoored`` for the undefended model)
     models/<attack>/trigger.safetensors    the attack's final trigger state (after training)
     models/clean.safetensors           a model trained without poison (re-injection baseline)
+    models/<paradigm>/upstream.safetensors   a paradigm's clean pre-trained model (source model, encoder)
+    models/<paradigm>/clean.safetensors      its clean counterpart: the victim's training without any attack
+    models/<paradigm>-<attack>/upstream.safetensors  what that victim downloads (implant stage)
     models/shadow/                     the membership attacker's shadow models and their splits
     reports/records/                   each stage's raw JSON record (DVC-cached, not in git)
     reports/...                        everything else: tables, figures, summary, committed to git
@@ -16,11 +19,18 @@ Cells of the full matrix only (an attack of ``grid.more_attacks`` or a defense o
 ``grid.more_defenses``) keep their records under ``reports/records/full/<block>/`` and the extra
 attacks' previews and landscapes under ``reports/attacks/``, so a report, which depends on whole
 folders, never pulls in stages it does not show.
+
+A *victim* is what a backdoored model came from: an attack's name (the standalone paradigm, the
+root pipeline), or ``<paradigm>-<attack>`` for the transfer and encoder paradigms, whose records
+live under ``reports/records/paradigms/`` (outside ``full/``: the full report does not read them). The stages after the backdoored model (defend,
+sequela, re-injection baseline) take a victim wherever they take an attack, and read its task
+(the paradigm's downstream classes) through :func:`load_task`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass
@@ -30,11 +40,13 @@ from typing import Callable, NoReturn
 import torch
 
 from backdoorlab.attacks import Attack, TriggeredSet
-from backdoorlab.config import Params
+from backdoorlab.config import Params, derive_seed
 from backdoorlab.data.base import ImageSet
 from backdoorlab.errors import ConfigError, DataError, TrainingDiverged
 from backdoorlab.io import load_tensors, read_json
 from backdoorlab.models.base import ModelSpec
+from backdoorlab.paradigms.base import ParadigmContext
+from backdoorlab.paradigms.transfer import class_subset
 
 PREPARED = Path("data/prepared")
 SPLITS_FILE = PREPARED / "splits.safetensors"
@@ -64,6 +76,45 @@ def trigger_file(attack: str) -> Path:
     return Path("models") / attack / "trigger.safetensors"
 
 
+def paradigm_of(params: Params, victim: str) -> str | None:
+    """The paradigm of a victim ``<paradigm>-<attack>``; None for a standalone attack's name."""
+    head, dash, _ = victim.partition("-")
+    return head if dash and head in params.paradigms else None
+
+
+def attack_of(params: Params, victim: str) -> str:
+    """The attack a victim was planted with (its own name for the standalone paradigm)."""
+    paradigm = paradigm_of(params, victim)
+    return victim if paradigm is None else victim.removeprefix(f"{paradigm}-")
+
+
+def upstream_file(paradigm: str) -> Path:
+    """A paradigm's clean pre-trained model (stage ``upstream``)."""
+    return Path("models") / paradigm / "upstream.safetensors"
+
+
+def published_file(victim: str) -> Path:
+    """The upstream model the victim downloads (stage ``implant``): backdoored, or the clean one."""
+    return Path("models") / victim / "upstream.safetensors"
+
+
+def counterpart_file(paradigm: str) -> Path:
+    """A paradigm's clean counterpart: the victim's training from the clean upstream on clean data."""
+    return Path("models") / paradigm / "clean.safetensors"
+
+
+def clean_model_file(params: Params, victim: str) -> Path:
+    """The model the victim would have without the attack: the re-injection baseline."""
+    paradigm = paradigm_of(params, victim)
+    return CLEAN_MODEL if paradigm is None else counterpart_file(paradigm)
+
+
+def paradigm_records(kind: str, name: str) -> Path:
+    """A paradigm stage's record: ``upstream/<paradigm>.json``, ``counterpart/<paradigm>.json``,
+    ``implant/<victim>.json``."""
+    return RECORDS / "paradigms" / kind / f"{name}.json"
+
+
 def in_default_run(params: Params, attack: str, defense: str | None = None) -> bool:
     """Whether a cell (or an attack's own stages) belongs to the default run, not the full matrix only."""
     return attack in params.grid.attacks and (defense is None or defense in params.grid.defenses)
@@ -75,6 +126,10 @@ def records_root(params: Params, attack: str, defense: str | None = None) -> Pat
     ``defenses`` (a default attack with an extra defense) or ``both``."""
     if in_default_run(params, attack, defense):
         return RECORDS
+    if paradigm_of(params, attack) is not None:
+        return RECORDS / "paradigms"
+    if defense in params.cleansers:
+        return RECORDS / "full" / "cleansing"
     if attack in params.grid.attacks:
         return RECORDS / "full" / "defenses"
     return RECORDS / "full" / ("attacks" if defense is None or defense in params.grid.defenses else "both")
@@ -138,6 +193,16 @@ class Splits:
         return DefenderData(fit=self.train.subset(positions[held_out:]),
                             validation=self.train.subset(positions[:held_out]))
 
+    def restricted(self, classes: list[int]) -> "Splits":
+        """The task of ``classes`` only, relabelled in list order; the defender order keeps the
+        same relative order (so a defender of the task holds the task's share of the same draw)."""
+        kept = torch.isin(self.train.labels, torch.tensor(classes))
+        position = torch.full((len(self.train),), -1, dtype=torch.long)
+        position[kept] = torch.arange(int(kept.sum()))
+        order = position[self.defense_order]
+        return Splits(class_subset(self.train, classes), class_subset(self.test, classes),
+                      class_subset(self.shadow, classes), order[order >= 0])
+
 
 @dataclass(frozen=True)
 class DefenderData:
@@ -154,12 +219,43 @@ def load_splits() -> Splits:
         raise DataError(f"{SPLITS_FILE}: missing or malformed tensor ({error})") from None
 
 
+@dataclass(frozen=True)
+class Task:
+    """What a victim's model is for: the splits of its classes and its blueprint."""
+
+    splits: Splits
+    spec: ModelSpec
+
+
+def paradigm_task(params: Params, paradigm: str) -> Task:
+    """The downstream task of ``paradigms.<paradigm>`` (the data set's own when it keeps every class)."""
+    splits, spec = load_splits(), model_spec(params)
+    classes = params.paradigms[paradigm].downstream_classes(spec.num_classes)
+    if classes == list(range(spec.num_classes)):
+        return Task(splits, spec)
+    return Task(splits.restricted(classes), dataclasses.replace(spec, num_classes=len(classes)))
+
+
+def load_task(params: Params, victim: str) -> Task:
+    """A victim's task: the data set's, or its paradigm's downstream task."""
+    paradigm = paradigm_of(params, victim)
+    return Task(load_splits(), model_spec(params)) if paradigm is None else paradigm_task(params, paradigm)
+
+
 def model_spec(params: Params) -> ModelSpec:
     meta = read_json(META_FILE)
     channels, size, _ = meta["image_shape"]
     return ModelSpec(arch=params.model_arch, params=params.model_params, in_channels=channels,
                      image_size=size, num_classes=meta["num_classes"],
                      mean=tuple(meta["mean"]), std=tuple(meta["std"]))
+
+
+def paradigm_context(params: Params, *names: str) -> ParadigmContext:
+    """What a paradigm stage hands the paradigm; ``names`` (paradigm, attack) seed its streams."""
+    splits = load_splits()
+    return ParadigmContext(train=splits.train, shadow=splits.shadow, spec=model_spec(params), recipe=params.train,
+                           device=params.torch_device(), label="-".join(names),
+                           seed=lambda *parts: derive_seed(params.seed, "paradigm", *names, *parts))
 
 
 @dataclass(frozen=True)
@@ -174,9 +270,11 @@ def load_poisoned(attack: str) -> PoisonedData:
 
 
 def load_attack(params: Params, name: str, state: Path | None = None) -> Attack:
-    """The attack ``attacks.<name>`` with its trigger state restored from ``state`` (default: the
-    final state the ``train`` stage wrote)."""
-    attack, path = params.attacks[name], state or trigger_file(name)
+    """The attack of victim ``name`` (``attacks.<name>``, or a paradigm victim's attack built for
+    its task) with its trigger state restored from ``state`` (default: the final state the
+    ``train`` or ``downstream`` stage wrote)."""
+    paradigm, path = paradigm_of(params, name), state or trigger_file(name)
+    attack = params.attacks[name] if paradigm is None else params.paradigm_attack(paradigm, attack_of(params, name))
     try:
         attack.load_state(load_tensors(path))
     except KeyError as error:
@@ -202,16 +300,28 @@ def stage_arguments(doc: str | None, *names: str) -> argparse.Namespace:
     """Parse a stage's positional arguments (``attack``, ``defense``) with a usage line; a wrong or
     missing one is one line and exit 2 (names are checked against params.yaml by ``require_known``)."""
     parser = OneLineParser(description=(doc or "").strip().splitlines()[0] if doc else None)
-    for name in names:
-        parser.add_argument(name, help=f"a name under params.yaml's `{name}s` section")
+    for name in names:  # "attack?": an optional one
+        parser.add_argument(name.rstrip("?"), nargs="?" if name.endswith("?") else None,
+                            help=f"a name under params.yaml's `{name.rstrip('?')}s` section")
     return parser.parse_args()
 
 
-def require_known(params: Params, attack: str | None = None, defense: str | None = None) -> None:
-    """One-line errors for a stage asked to run an attack or defense params.yaml does not define."""
+def require_known(params: Params, attack: str | None = None, defense: str | None = None,
+                  paradigm: str | None = None, cleanser: str | None = None) -> None:
+    """One-line errors for a stage asked to run an attack (or victim ``<paradigm>-<attack>``),
+    defense (post-training, or training-time for the cells they share), paradigm or training-time
+    defense params.yaml does not define."""
+    if cleanser is not None and cleanser not in params.cleansers:
+        raise ConfigError(f"cleanser {cleanser!r}: not in params.yaml's cleansers "
+                          f"(defined: {', '.join(params.cleansers) or 'none'})")
+    if paradigm is not None and paradigm not in params.paradigms:
+        raise ConfigError(f"paradigm {paradigm!r}: not in params.yaml's paradigms "
+                          f"(defined: {', '.join(params.paradigms) or 'none'})")
+    if attack is not None:
+        attack = attack_of(params, attack)
     if attack is not None and attack not in params.attacks:
         raise ConfigError(f"attack {attack!r}: not in params.yaml's attacks (defined: {', '.join(params.attacks)})")
-    if defense is not None and defense not in params.defenses:
+    if defense is not None and defense not in params.defenses and defense not in params.cleansers:
         raise ConfigError(f"defense {defense!r}: not in params.yaml's defenses "
                           f"(defined: {', '.join(params.defenses)})")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -12,6 +12,7 @@ from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec
 from backdoorlab.paradigms.composed import encoder_of
 from backdoorlab.registry import Registry
+from backdoorlab.settings import parse_section, require
 from backdoorlab.training.loop import OptimConfig, predict_logits
 from backdoorlab.training.recipe import init_model, train_with_recipe
 
@@ -93,3 +94,11 @@ class DetectThenRetrain(Cleanser):
 
 
 CLEANSERS: Registry[Cleanser] = Registry("training-time defense")
+
+
+def build_cleanser(name: str, section: Mapping[str, Any]) -> Cleanser:
+    """Build the instance ``cleansers.<name>`` of params.yaml (its ``method`` picks the class)."""
+    key = f"cleansers.{name}"
+    require(isinstance(section, Mapping) and "method" in section, f"{key}.method", "missing required parameter")
+    cls = CLEANSERS.get(section["method"], f"{key}.method")
+    return cls(parse_section(cls.Config, section, key, ignore=("method",)))  # type: ignore[attr-defined]

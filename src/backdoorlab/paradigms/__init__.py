@@ -1,12 +1,22 @@
 """Sha et al.'s two other training paradigms, besides a model trained from scratch on poisoned data.
 
-- *Encoder-based*: :mod:`~backdoorlab.paradigms.simclr` pre-trains an image encoder without
-  labels, :mod:`~backdoorlab.paradigms.badencoder` plants a backdoor in a copy of it, and the
-  victim trains a downstream head on the frozen encoder (:mod:`~backdoorlab.paradigms.composed`),
-  whose encoder-plus-head model is what the defenses see.
-- *Transfer-based*: :mod:`~backdoorlab.paradigms.transfer` turns a model pre-trained on a source
-  task into a downstream model (new head; all layers or only the last block trainable).
+A registry of paradigm methods (:mod:`~backdoorlab.paradigms.base`), one module each:
 
-The library layer only: the stages that cache each pre-training and the params that choose
-between the threat models come with the DAG.
+- ``encoder`` (:mod:`~backdoorlab.paradigms.encoder`): :mod:`~backdoorlab.paradigms.simclr`
+  pre-trains an image encoder without labels, :mod:`~backdoorlab.paradigms.badencoder` plants a
+  backdoor in a copy of it, and the victim trains a downstream head on the frozen encoder
+  (:mod:`~backdoorlab.paradigms.composed`), whose encoder-plus-head model is what the defenses see.
+- ``transfer_data`` and ``transfer_model`` (:mod:`~backdoorlab.paradigms.transfer` and one module
+  each): a model pre-trained on a source task becomes a downstream model (new head; all layers or
+  only the last block trainable), from a clean source model and poisoned downstream data, or from
+  a backdoored source model and clean downstream data.
+
+Their stages are generated into ``full/paradigms/dvc.yaml`` (``scripts/full_dag.py``).
 """
+
+from backdoorlab.paradigms.base import PARADIGMS, Paradigm, ParadigmContext, Trained, build_paradigm
+from backdoorlab.registry import import_submodules
+
+import_submodules(__name__)
+
+__all__ = ["PARADIGMS", "Paradigm", "ParadigmContext", "Trained", "build_paradigm"]

@@ -2,8 +2,8 @@
 
 The downstream model copies every layer of the source model but its ``classifier``, which is
 replaced by a new linear layer for the downstream classes (seeded). The victim then fine-tunes
-either all layers, or only the last block and the new head (``last_block``): the parameters of
-every earlier layer get ``requires_grad = False``, which the pipeline's optimizers skip. Their
+all layers, only the last block and the new head (``last_block``), or the head alone (``head``,
+a linear probe of the source features): the parameters of every other layer get ``requires_grad = False``, which the pipeline's optimizers skip. Their
 BatchNorm running statistics still follow the downstream data in train mode, as they do when a
 PyTorch user freezes layers this way; the weights do not move.
 
@@ -11,24 +11,33 @@ The last block is found from the registry's model layout, not per architecture: 
 of the model's last ``nn.Sequential`` child, plus every child after it (``features.2`` and
 ``classifier`` in the small CNN; ``layers.7``, ``bn`` and ``classifier`` in PreAct-ResNet-18).
 
-On one data set, source and downstream tasks are disjoint class sets (:func:`class_subset`), so
-that the transfer is real.
+On one data set, source and downstream tasks are class sets (:func:`class_subset`), disjoint so
+that the transfer is real. :class:`TransferParadigm` is what the two registered threat models
+share (the source model, the victim's fine-tuning): ``transfer_data`` (a clean source model, a
+poisoned downstream set) and ``transfer_model`` (a backdoored source model, clean downstream data).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Literal, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import nn
 
+from backdoorlab.attacks.base import Attack
 from backdoorlab.data.base import ImageSet
+from backdoorlab.models.base import ModelSpec, build_model
 from backdoorlab.models.layers import module_by_name
+from backdoorlab.paradigms.base import Paradigm, ParadigmContext, Trained
 from backdoorlab.paradigms.composed import seeded_linear
-from backdoorlab.settings import require
+from backdoorlab.settings import check_positive, require
+from backdoorlab.training.loop import accuracy
+from backdoorlab.training.recipe import init_model, train_with_recipe
 
-FineTune = Literal["all", "last_block"]
+FineTune = Literal["all", "last_block", "head"]
 
 
 def class_subset(data: ImageSet, classes: Sequence[int]) -> ImageSet:
@@ -53,14 +62,96 @@ def last_block(model: nn.Module) -> list[str]:
 
 def downstream_model(source: nn.Module, num_classes: int, fine_tune: FineTune,
                      generator: torch.Generator) -> nn.Module:
-    """A copy of ``source`` with a new ``classifier`` for ``num_classes`` and, for ``last_block``,
-    every layer before the last block frozen. ``source`` is left as it is."""
+    """A copy of ``source`` with a new ``classifier`` for ``num_classes`` and, for ``last_block``
+    or ``head``, every layer before the last block or the head frozen. ``source`` is left as it is."""
     head = getattr(source, "classifier", None)
     require(isinstance(head, nn.Linear), "model", f"{type(source).__name__} has no linear 'classifier' to replace")
     model = copy.deepcopy(source)
     model.classifier = seeded_linear(head.in_features, num_classes, generator).to(head.weight.device)
-    if fine_tune == "last_block":
+    if fine_tune != "all":
         model.requires_grad_(False)
-        for name in last_block(model):
+        for name in last_block(model) if fine_tune == "last_block" else ["classifier"]:
             module_by_name(model, name, "fine_tune").requires_grad_(True)
     return model
+
+
+@dataclass(frozen=True)
+class TransferTask:
+    """Source and downstream tasks as class lists of the one data set, relabelled in list order."""
+
+    source_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
+    downstream_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    def check(self, key: str) -> None:
+        for name in ("source_classes", "downstream_classes"):
+            classes = getattr(self, name)
+            require(len(set(classes)) == len(classes) >= 2, f"{key}.{name}",
+                    f"needs at least two distinct classes, got {list(classes)}")
+            require(all(c >= 0 for c in classes), f"{key}.{name}", f"class indices must be >= 0, got {list(classes)}")
+
+
+@dataclass(frozen=True)
+class SourceTraining:
+    """The source model is trained from scratch with params.yaml's ``train`` recipe."""
+
+    epochs: int | None = None  # None: train.epochs
+
+    def check(self, key: str) -> None:
+        require(self.epochs is None or self.epochs > 0, f"{key}.epochs", f"must be > 0, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class TransferFineTuning:
+    """The victim's fine-tuning: the ``train`` recipe with these epochs and peak LR."""
+
+    fine_tune: FineTune = "all"
+    epochs: int = 6
+    lr: float = 0.01
+
+    def check(self, key: str) -> None:
+        check_positive(self, key, "epochs", "lr")
+
+
+class TransferParadigm(Paradigm):
+    """What the two transfer instances share: the source model and the victim's fine-tuning."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.task: TransferTask = config.task
+
+    def downstream_classes(self, num_classes: int) -> list[int]:
+        return list(self.task.downstream_classes)
+
+    def source_spec(self, spec: ModelSpec) -> ModelSpec:
+        return dataclasses.replace(spec, num_classes=len(self.task.source_classes))
+
+    def upstream_model(self, spec: ModelSpec) -> nn.Module:
+        return build_model(self.source_spec(spec))
+
+    def train_source(self, data: ImageSet, ctx: ParadigmContext, purpose: str, epochs: int | None) -> nn.Module:
+        """A source model trained from scratch on ``data`` (source-task labels) with the recipe
+        (``epochs``: None for the recipe's)."""
+        model = init_model(self.source_spec(ctx.spec), ctx.seed(purpose, "init"), ctx.device)
+        train_with_recipe(model, data, ctx.recipe, generator=ctx.generator(purpose, "train"), device=ctx.device,
+                          epochs=epochs, label=f"{ctx.label} source")
+        return model
+
+    def source_data(self, data: ImageSet) -> ImageSet:
+        return class_subset(data, self.task.source_classes)
+
+    def pretrain(self, ctx: ParadigmContext) -> Trained:
+        model = self.train_source(self.source_data(ctx.train), ctx, "pretrain", self.config.pretrain.epochs)
+        return Trained(model, {"source_ca": accuracy(model, self.source_data(ctx.shadow), ctx.device)})
+
+    def check_attack(self, attack: Attack, key: str) -> None:
+        require(attack.target < len(self.task.downstream_classes), key,
+                f"target {attack.target} is not a class of the downstream task "
+                f"({len(self.task.downstream_classes)} classes)")
+
+    def fine_tune(self, upstream: nn.Module, data: ImageSet, task: ModelSpec, ctx: ParadigmContext) -> nn.Module:
+        cfg: TransferFineTuning = self.config.downstream
+        model = downstream_model(upstream.to(ctx.device), task.num_classes, cfg.fine_tune, ctx.generator("head"))
+        recipe = dataclasses.replace(ctx.recipe, epochs=cfg.epochs, lr=cfg.lr)
+        train_with_recipe(model, data, recipe, generator=ctx.generator("fine_tune"), device=ctx.device,
+                          label=f"{ctx.label} fine-tune ({cfg.fine_tune})")
+        return model.requires_grad_(True)

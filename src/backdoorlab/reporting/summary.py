@@ -6,7 +6,7 @@ from typing import Any
 
 from backdoorlab.config import Params, Scope
 from backdoorlab.io import read_json
-from backdoorlab.workspace import baseline_dir, cell_dir, train_report_dir
+from backdoorlab.workspace import attack_of, baseline_dir, cell_dir, paradigm_of, paradigm_records, train_report_dir
 
 Record = dict[str, Any]
 # {attack: {defense: {"<instance>.<metric>": value}}}, every metric of every grid.main cell
@@ -81,7 +81,8 @@ def headline(params: Params, records: dict[str, Record], scope: Scope) -> dict[s
 def calibration_trials(params: Params, scope: Scope) -> dict[str, dict[str, dict[str, Any]]]:
     """``{attack: {instance: calibration record}}`` for every calibrated instance in the grid."""
     return {attack: {defense: read_json(cell_dir(params, attack, defense) / "defense.json")["calibration"]
-                     for defense in params.grid.cells(scope) if params.defenses[defense].calibration}
+                     for defense in params.grid.cells(scope)
+                     if defense in params.defenses and params.defenses[defense].calibration}
             for attack in params.grid.attack_list(scope)}
 
 
@@ -89,3 +90,19 @@ def training_times(params: Params, scope: Scope) -> dict[str, float]:
     """Wall time of each backdoored model's training: the yardstick of a defense's cost."""
     return {attack: read_json(train_report_dir(params, attack) / "timing.json")["seconds"]
             for attack in params.grid.attack_list(scope)}
+
+
+def paradigm_rows(params: Params) -> list[Record]:
+    """Per paradigm victim: the clean counterpart's CA, the implant stage's record (what the
+    attacker measured on the upstream it published), the deployed model's CA / ASR before defense."""
+    rows = []
+    for victim in params.grid.victims():
+        paradigm = paradigm_of(params, victim)
+        implant = read_json(paradigm_records("implant", victim))
+        trained = read_json(train_report_dir(params, victim) / "metrics.json")
+        counterpart = read_json(paradigm_records("counterpart", paradigm))
+        rows.append({"victim": victim, "paradigm": paradigm, "attack": attack_of(params, victim),
+                     "clean counterpart ca": counterpart["ca"], "victim ca": trained["ca"],
+                     "ca cost": counterpart["ca"] - trained["ca"], "victim asr": trained["asr"],
+                     **{f"upstream {k}": v for k, v in implant.items() if k not in ("victim", "backdoored_upstream", "seconds")}})
+    return rows

@@ -120,3 +120,43 @@ def write_sequela_table(frame: pd.DataFrame, stem: Path, title: str) -> None:
         table = table[(table != "").any(axis=1)]
         parts.append(f"## {instance}\n\n{table.to_markdown()}")
     write_text(stem.with_suffix(".md"), "\n\n".join(parts) + "\n")
+
+
+def paradigm_table(rows: list[Record]) -> pd.DataFrame:
+    """One row per paradigm victim: its clean counterpart's CA, what the attacker measured on the
+    upstream it published (a backdoored source model's own CA / ASR before transfer, or BadEncoder's
+    embedding alignment), and the deployed model's CA / ASR: how much of the backdoor survived the
+    victim's own training, and what it cost. A column another paradigm's implant does not record
+    is left blank."""
+    return pd.DataFrame(rows).set_index("victim").round(4).astype(object).fillna("")
+
+
+def detection_table(records: dict[str, Record], attacks: Iterable[str], cleansers: Iterable[str]) -> pd.DataFrame:
+    """Rows attacks, columns training-time defenses: ``precision / recall`` of the samples each
+    flagged (isolated, for ABL), in percent, against the true poison (computed by the stage for
+    the report; the defense never sees it)."""
+    cleansers = list(cleansers)
+
+    def cell(record: Record) -> str:
+        return (f"{percent(record['note.precision'])} / {percent(record['note.recall'])} "
+                f"({record['note.flagged']} flagged)")
+
+    rows = {attack: {c: cell(records[f"{attack}-{c}"]) for c in cleansers} for attack in attacks}
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=cleansers)
+    frame.index.name = "attack (precision / recall %)"
+    return frame
+
+
+def cost_table(records: dict[str, Record], defenses: Iterable[str]) -> pd.DataFrame:
+    """Per defense instance, over the attacks: median and largest wall time, and the median as a
+    share of the backdoored model's training time (the paper's cost argument: fine-tuning against
+    retraining from scratch)."""
+    rows = {}
+    for defense in defenses:
+        cells = [r for r in records.values() if r["defense"] == defense]
+        seconds = pd.Series([r["seconds"] for r in cells])
+        rows[defense] = {"median seconds": round(seconds.median(), 1), "max seconds": round(seconds.max(), 1),
+                         "x training (median)": round(pd.Series([r["cost_vs_training"] for r in cells]).median(), 2)}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "defense"
+    return frame
