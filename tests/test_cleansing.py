@@ -102,7 +102,19 @@ def test_spectral_then_retraining_removes_the_backdoor(planted, minority):
     assert metrics["asr"] < 0.2 and metrics["ca"] > 0.7, metrics
 
 
-@pytest.mark.parametrize("name, field, value", [("ac", "size_threshold", 0.6), ("spectral", "assumed_poison_rate", 1.0)])
+def test_abl_isolates_mostly_poison_and_unlearns_the_backdoor(planted):
+    """At the fixture's 10% (where AC and Spectral fail): the 1% lowest-loss samples under the LGA
+    loss are mostly poisoned, and bounded unlearning brings ASR down without collapsing CA."""
+    outcome = defend("abl", planted, planted.train, isolation_epochs=3, unlearning_epochs=6)
+    isolated = outcome.detection.flagged
+    assert len(isolated) == 40
+    assert torch.isin(isolated, planted.poison_indices).float().mean().item() > 0.8
+    metrics = planted.metrics(outcome.model)
+    assert metrics["asr"] < 0.3 and metrics["ca"] > 0.75, metrics
+
+
+@pytest.mark.parametrize("name, field, value", [("ac", "size_threshold", 0.6), ("spectral", "assumed_poison_rate", 1.0),
+                                                ("abl", "unlearnt_probability", 1.5)])
 def test_bad_config_names_its_key(name, field, value):
     cls = CLEANSERS.get(name, "test")
     with pytest.raises(ConfigError, match=f"^cleansing.{name}.{field}:"):
