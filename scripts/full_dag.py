@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -73,6 +73,37 @@ PARADIGMS, PARADIGM_ATTACKS = "${grid.paradigms}", "${grid.paradigm_attacks}"
 PARADIGM_RECORDS = "reports/records/paradigms"  # outside records/full: the full report does not read them
 
 
+def mapped(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (a stage body, or any part of it) with ``change`` applied to every string in it,
+    keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [mapped(v, change) for v in value]
+    if isinstance(value, dict):
+        return {mapped(k, change): mapped(v, change) for k, v in value.items()}
+    return value
+
+
+def moved(value: Any, folders: dict[str, str]) -> Any:
+    """``value`` with paths under a key of ``folders`` moved."""
+    def change(text: str) -> str:
+        folder = next((f for f in folders if text.startswith(f)), None)
+        return text if folder is None else folders[folder] + text.removeprefix(folder)
+
+    return mapped(value, change)
+
+
+def renamed(value: Any, names: dict[str, str]) -> Any:
+    """``value`` with every substring in ``names`` replaced."""
+    def change(text: str) -> str:
+        for old, new in names.items():
+            text = text.replace(old, new)
+        return text
+
+    return mapped(value, change)
+
+
 def paradigm_stage(script: str, matrix: dict[str, str], parts: list[str], deps: list[str], outs: list[str],
                    args: str) -> dict[str, Any]:
     """A stage of the paradigm's own: the library it runs, the upstream it reads, its part of the
@@ -84,19 +115,6 @@ def paradigm_stage(script: str, matrix: dict[str, str], parts: list[str], deps: 
             "params": ["seed", "device", "model", "train", *[f"paradigms.{PARADIGM}.{part}" for part in ["method", "task", *parts]],
                        *([f"attacks.{ATTACK}"] if "attack" in matrix else [])],
             "outs": outs}
-
-
-def renamed(value: Any, names: dict[str, str]) -> Any:
-    """``value`` (a stage body, or any part of it) with every substring in ``names`` replaced."""
-    if isinstance(value, str):
-        for old, new in names.items():
-            value = value.replace(old, new)
-        return value
-    if isinstance(value, list):
-        return [renamed(v, names) for v in value]
-    if isinstance(value, dict):
-        return {renamed(k, names): renamed(v, names) for k, v in value.items()}
-    return value
 
 
 def victim_stage(root_stage: dict[str, Any], matrix: dict[str, str]) -> dict[str, Any]:
@@ -156,20 +174,6 @@ def paradigm_block(root: dict[str, Any]) -> dict[str, Any]:
         "reinject_baseline": victim_stage(root["reinject_baseline"], every_victim),
         "report": report,
     }
-
-
-def moved(value: Any, folders: dict[str, str]) -> Any:
-    """``value`` (a stage body, or any part of it) with paths under a key of ``folders`` moved."""
-    if isinstance(value, str):
-        for folder, to in folders.items():
-            if value.startswith(folder):
-                return to + value.removeprefix(folder)
-        return value
-    if isinstance(value, list):
-        return [moved(v, folders) for v in value]
-    if isinstance(value, dict):
-        return {moved(k, folders): moved(v, folders) for k, v in value.items()}
-    return value
 
 
 def block_stage(root_stage: dict[str, Any], matrix: dict[str, str], block: str) -> dict[str, Any]:
