@@ -129,7 +129,7 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
     facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
              f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes.",
              f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
-             f"{params.train.epochs} epochs, {params.train.precision}, seed {params.seed}.",
+             f"{params.train.epochs} epochs, precision {params.train.precision}, seed {params.seed}.",
              f"Defender: {params.data.defense_fraction:.0%} of the training data, {holds}; a cell is "
              f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
              f"{'Victims' if scope == 'paradigms' else 'Attacks'}: {', '.join(attacks)}; "

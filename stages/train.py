@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from backdoorlab.config import derive_seed, generator_for, load_params
 from backdoorlab.io import save_tensors, write_json, write_table
 from backdoorlab.metrics import backdoor_metrics
 from backdoorlab.models import save_model
 from backdoorlab.progress import Progress
 from backdoorlab.reporting.figures import trigger_preview
+from backdoorlab.training.loop import autocast_dtype
 from backdoorlab.training.recipe import init_model, train_with_recipe
 from backdoorlab.workspace import (REPORTS, load_attack, load_poisoned, load_splits, model_file, model_spec,
                                    poisoned_dir, require_known, run_stage, stage_arguments, train_report_dir,
@@ -61,6 +64,8 @@ def main() -> None:
     write_json(folder / "timing.json", {
         "seconds": seconds, "epochs": cfg.epochs,
         "images_per_second": cfg.epochs * len(poisoned.train) / max(seconds, 1e-9),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "compute_dtype": str(autocast_dtype(cfg.precision, device) or torch.float32).removeprefix("torch."),
     })
 
 

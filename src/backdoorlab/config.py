@@ -8,6 +8,7 @@ their modules declare, so the checks live next to the knobs.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -126,6 +127,7 @@ class Params:
     raw: Mapping[str, Any]
     seed: int
     device: Literal["cpu", "cuda", "auto"]
+    deterministic: bool  # on a GPU: deterministic kernels (slower), else cuDNN's autotuner
     data: DataSettings
     dataset: Dataset
     model_arch: str
@@ -142,11 +144,14 @@ class Params:
     launch: LaunchSettings  # read only by the Ray launcher, never a stage param
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        """The device ``device`` names (``auto``: CUDA when present), with the GPU's kernels set
+        up as ``deterministic`` asks. Stages call it before any computation."""
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device: 'cuda' asked for but no GPU is available (use cpu or auto)")
-        return torch.device(self.device)
+        if self.device == "cpu" or not torch.cuda.is_available():
+            return torch.device("cpu")  # CPU kernels are deterministic already
+        configure_cuda(self.deterministic)
+        return torch.device("cuda")
 
     def paradigm_attack(self, paradigm: str, attack: str) -> Attack:
         """``attacks.<attack>`` built for the downstream task of ``paradigms.<paradigm>``."""
@@ -160,6 +165,17 @@ class Params:
             return self.data.defense_fraction
         fraction = self.defenses[defense].clean_fraction
         return self.data.defense_fraction if fraction is None else fraction
+
+
+def configure_cuda(deterministic: bool) -> None:
+    """Deterministic GPU kernels, or the fastest ones. Deterministic cuBLAS needs its workspace
+    setting before its first call; an op with no deterministic CUDA kernel warns (naming the op)
+    rather than stopping a long run."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not deterministic
 
 
 def derive_seed(seed: int, *parts: str) -> int:
@@ -221,6 +237,8 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     require(isinstance(seed, int) and not isinstance(seed, bool), "seed", f"expected an integer, got {seed!r}")
     device = raw.get("device", "cpu")
     require(device in ("cpu", "cuda", "auto"), "device", f"must be cpu, cuda or auto, got {device!r}")
+    deterministic = raw.get("deterministic", True)
+    require(isinstance(deterministic, bool), "deterministic", f"must be true or false, got {deterministic!r}")
 
     data = parse_section(DataSettings, _section(raw, "data"), "data")
     dataset_cls = DATASETS.get(data.dataset, "data.dataset")
@@ -264,7 +282,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     for i, name in enumerate(landscape.defenses):
         require(name in grid.defenses, f"landscape.defenses[{i}]", f"{name!r} is not in grid.defenses")
 
-    return Params(raw=raw, seed=seed, device=device, data=data, dataset=dataset,
+    return Params(raw=raw, seed=seed, device=device, deterministic=deterministic, data=data, dataset=dataset,
                   model_arch=model_raw["arch"], model_params=model_raw, train=train,
                   attacks=attacks, defenses=defenses, paradigms=paradigms, cleansers=cleansers, grid=grid,
                   utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),

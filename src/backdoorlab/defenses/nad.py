@@ -42,9 +42,10 @@ class NeuralAttentionDistillation(Defense):
 
     @dataclass(frozen=True)
     class Config:
-        # Where attention is matched. small_cnn: outputs of the 2nd and 3rd conv blocks (the paper
-        # uses the outputs of ResNet's residual groups; for preact_resnet name e.g. layers.5).
-        layers: list[str] = field(default_factory=lambda: ["features.1", "features.2"])
+        # Where attention is matched; empty: the model's own ``attention_layers`` (the paper's
+        # residual groups for the ResNets, the 2nd and 3rd conv blocks of small_cnn), so one
+        # instance serves every architecture. Names as ``model.named_modules()`` gives them.
+        layers: list[str] = field(default_factory=list)
         beta: float = 5000.0  # the paper's CIFAR-10 value
         p: float = 2.0
         teacher_epochs: int = 10
@@ -58,7 +59,6 @@ class NeuralAttentionDistillation(Defense):
         def check(self, key: str) -> None:
             check_non_negative(self, key, "beta", "teacher_epochs", "epochs", "momentum", "weight_decay")
             check_positive(self, key, "p", "batch_size", "lr")
-            require(len(self.layers) > 0, f"{key}.layers", "name at least one layer")
 
     def apply(self, model: nn.Module, ctx: DefenseContext) -> DefenseOutcome:
         cfg = self.config
@@ -68,14 +68,16 @@ class NeuralAttentionDistillation(Defense):
         tune(teacher, epochs=cfg.teacher_epochs)
         teacher.eval()
 
-        with (ActivationTap(model, cfg.layers, "nad.layers") as student_maps,
-              ActivationTap(teacher, cfg.layers, "nad.layers") as teacher_maps):
+        layers = cfg.layers or list(getattr(model, "attention_layers", ()))
+        require(bool(layers), "nad.layers", f"{type(model).__name__} declares no attention_layers: name the layers")
+        with (ActivationTap(model, layers, "nad.layers") as student_maps,
+              ActivationTap(teacher, layers, "nad.layers") as teacher_maps):
 
             def loss_fn(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     teacher(x)
                 loss = F.cross_entropy(net(x), y)
-                for name in cfg.layers:
+                for name in layers:
                     loss = loss + cfg.beta * attention_distance(student_maps.outputs[name],
                                                                 teacher_maps.outputs[name], cfg.p)
                 return loss

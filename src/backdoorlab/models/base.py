@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from torch import nn
 from backdoorlab.errors import DataError
 from backdoorlab.io import load_tensors, save_tensors
 from backdoorlab.registry import Registry
-from backdoorlab.settings import parse_section
+from backdoorlab.settings import check_positive, parse_section
 
 MODELS: Registry[nn.Module] = Registry("model")
 
@@ -33,6 +33,24 @@ class ModelSpec:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class WidthConfig:
+    """The one knob every registered architecture has: its base width (channels of the first
+    stage); a model subclasses this to change the default."""
+
+    width: int = 64
+
+    def check(self, key: str) -> None:
+        check_positive(self, key, "width")
+
+
+class Classifier(nn.Module):
+    """What every registered model declares beyond ``nn.Module``: the layers whose outputs NAD
+    matches by default (its attention maps), so a defense needs no per-model names in params."""
+
+    attention_layers: ClassVar[tuple[str, ...]]
 
 
 class Normalize(nn.Module):

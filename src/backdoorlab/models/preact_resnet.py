@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.models.base import MODELS, ModelSpec, Normalize
-from backdoorlab.settings import check_positive
+from backdoorlab.models.base import MODELS, Classifier, ModelSpec, Normalize, WidthConfig
 
 
 class PreActBlock(nn.Module):
@@ -34,13 +31,11 @@ class PreActBlock(nn.Module):
 
 
 @MODELS.register("preact_resnet18")
-class PreActResNet18(nn.Module):
-    @dataclass(frozen=True)
-    class Config:
-        width: int = 64
+class PreActResNet18(Classifier):
+    # NAD's default attention maps: the outputs of the last three residual stages.
+    attention_layers = ("layers.3", "layers.5", "layers.7")
 
-        def check(self, key: str) -> None:
-            check_positive(self, key, "width")
+    Config = WidthConfig
 
     def __init__(self, config: Config, spec: ModelSpec) -> None:
         super().__init__()

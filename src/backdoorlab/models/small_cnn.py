@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backdoorlab.models.base import MODELS, ModelSpec, Normalize
-from backdoorlab.settings import check_positive
+from backdoorlab.models.base import MODELS, Classifier, ModelSpec, Normalize, WidthConfig
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -21,16 +20,16 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 @MODELS.register("small_cnn")
-class SmallCNN(nn.Module):
+class SmallCNN(Classifier):
     """conv(w) -> conv(2w) -> conv(4w), each with BN, ReLU and 2x2 max-pooling, then a linear
     classifier on the flattened map (a 3x3 map for 28x28 inputs, 4x4 for 32x32)."""
 
-    @dataclass(frozen=True)
-    class Config:
-        width: int = 16
+    # NAD's default attention maps: the outputs of the 2nd and 3rd conv blocks.
+    attention_layers = ("features.1", "features.2")
 
-        def check(self, key: str) -> None:
-            check_positive(self, key, "width")
+    @dataclass(frozen=True)
+    class Config(WidthConfig):
+        width: int = 16
 
     def __init__(self, config: Config, spec: ModelSpec) -> None:
         super().__init__()

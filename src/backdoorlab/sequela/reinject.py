@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
@@ -22,7 +21,7 @@ from torch import nn
 from backdoorlab.data.base import ImageSet
 from backdoorlab.sequela.base import SEQUELA, SequelaAttack, SequelaContext
 from backdoorlab.settings import check_non_negative, check_positive, require
-from backdoorlab.training.loop import fit, predict_logits, sgd
+from backdoorlab.training.loop import Precision, fit, predict_logits, sgd
 from backdoorlab.training.schedules import constant
 
 
@@ -36,7 +35,7 @@ class Reinjection(SequelaAttack):
         lr: float = 0.05  # constant: a plain attacker's fine-tuning
         momentum: float = 0.9
         weight_decay: float = 5e-4
-        precision: Literal["fp32", "bf16"] = "fp32"
+        precision: Precision = "auto"
 
         def check(self, key: str) -> None:
             require(len(self.poisons) > 0 and all(k > 0 for k in self.poisons), f"{key}.poisons",

@@ -3,10 +3,12 @@
 ``fit`` runs SGD over in-memory uint8 data: seeded shuffling, batch augmentation, a per-step LR
 schedule, an optional custom loss (defenses add terms to cross-entropy) and an optional hook after
 each step (D3 projects weights back onto a sphere there); an update that is more than one
-gradient step (SAM's two passes) replaces the default with ``step_fn``. bf16 autocast is available
-for speed on CPUs with AMX and on GPUs; fp32 is the default for exact reproducibility. A NaN or
-infinite loss stops training at once with :class:`TrainingDiverged` (one line naming the run, the
-step and the LR) rather than saving a model full of NaNs.
+gradient step (SAM's two passes) replaces the default with ``step_fn``. Mixed precision is a knob
+(``precision``): ``auto`` trains in fp32 on a CPU, for exact reproducibility, and with autocast on a
+GPU (bf16 where supported, else fp16 with a gradient scaler). On a GPU, batches are copied from
+pinned memory without blocking and laid out channels-last, which tensor-core convolutions prefer.
+A NaN or infinite loss stops training at once with :class:`TrainingDiverged` (one line naming the
+run, the step and the LR) rather than saving a model full of NaNs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 # A whole update on one batch (forwards, backwards, optimizer step); returns the loss to report.
 StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[[int, float], None]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class BatchHook(Protocol):
@@ -57,7 +60,7 @@ class OptimConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     warmup_steps: int = 0  # linear LR warm-up before the cosine schedule (0: none)
 
@@ -67,7 +70,23 @@ class OptimConfig:
 
 
 def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return images.to(device, non_blocking=True).float().div_(255.0)
+    """uint8 images on the CPU -> floats in [0, 1] on ``device`` (on a GPU: a non-blocking copy
+    from pinned memory, channels-last)."""
+    if device.type != "cuda":
+        return images.to(device).float().div_(255.0)
+    x = images.pin_memory().to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The dtype ``precision`` computes in on ``device``; None for fp32 (no autocast). ``auto`` is
+    fp32 on a CPU (bf16 pays off only with AMX, and fp32 reproduces exactly) and on a GPU bf16
+    where the GPU supports it (Ampere and later), else fp16."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> SGD:
@@ -85,7 +104,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
         optimizer: Optimizer, schedule: Schedule, generator: torch.Generator,
-        augment: AugmentConfig | None, device: torch.device, precision: str = "fp32",
+        augment: AugmentConfig | None, device: torch.device, precision: Precision = "fp32",
         loss_fn: LossFn = cross_entropy, after_step: Callable[[], None] | None = None,
         on_epoch: EpochHook | None = None, label: str = "train", step_fn: StepFn | None = None,
         batch_hook: BatchHook | None = None) -> None:
@@ -97,6 +116,10 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
     if step_fn is not None and batch_hook is not None:
         raise ValueError("fit: step_fn and batch_hook cannot be combined")
     progress = Progress(label)
+    dtype = autocast_dtype(precision, device)
+    # fp16's narrow range underflows small gradients: scale the loss up, and skip a step whose
+    # gradients overflowed (bf16 has fp32's range and needs no scaler).
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     batches = steps_per_epoch(len(data), batch_size)
     step = 0
     for epoch in range(1, epochs + 1):
@@ -117,13 +140,18 @@ def fit(model: nn.Module, data: ImageSet, *, epochs: int, batch_size: int,
             if step_fn is not None:
                 loss = step_fn(model, x, y)
             else:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     loss = loss_fn(model, x, y)
                     if extra is not None:
                         loss = loss + extra
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if scaler is None:
+                    loss.backward()
+                    optimizer.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)  # type: ignore[arg-type]  # our SGD has torch.optim's param_groups
+                    scaler.update()
                 if batch_hook is not None:
                     batch_hook.after_step()
             value = loss.item()
