@@ -91,7 +91,7 @@ def decode_images(files: Sequence[Path], size: int, channels: int, workers: int 
         out[index] = decode_image(files[index], size, channels)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        list(pool.map(decode, range(len(files)), chunksize=256))
+        list(pool.map(decode, range(len(files))))
     return torch.from_numpy(out)
 
 
