@@ -6,6 +6,7 @@
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
 #   make repro-paradigms  the transfer and encoder paradigms (dvc repro full/paradigms/dvc.yaml; reports/paradigms/)
 #   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
+#   make params      recompose params.yaml from conf/ after editing it (`make params O="data=cifar10 model=vgg16_bn"`)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full repro-attacks repro-paradigms dag test bench bench-launch install chromium
+.PHONY: repro repro-full repro-attacks repro-paradigms dag params test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -37,6 +38,9 @@ repro-paradigms: $(STAMP)
 
 dag: $(STAMP)
 	$(BIN)/python scripts/full_dag.py
+
+params: $(STAMP)
+	$(BIN)/python scripts/compose_params.py $(O)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """Benchmark: the grid's cold wall time, sequential `dvc repro` against the Ray launcher.
 
     python bench/launch.py                              # the default grid (~20 min on 2 cores)
-    python bench/launch.py --profile profiles/tiny.yaml # a quick check that the bench works
+    python bench/launch.py --profile tiny            # a quick check that the bench works (conf/profile/tiny.yaml)
 
 Both runs start cold from their own temporary git copy of the repository's sources with their own
 DVC cache: `dvc repro` (torch's default threads, as a user runs it), and `python -m
@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from backdoorlab.compose import compose_params
 from backdoorlab.snapshot import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,10 +32,11 @@ def environment() -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
 
 
-def cold_copy(dst: Path, profile: Path) -> Path:
-    """A committed copy of the sources with `profile` as params.yaml (workers check out HEAD)."""
+def cold_copy(dst: Path, profile: str | None) -> Path:
+    """A committed copy of the sources with `profile` composed into params.yaml (workers check out HEAD)."""
     copy_sources(ROOT, dst)
-    shutil.copy2(profile, dst / "params.yaml")
+    if profile is not None:
+        compose_params(dst / "params.yaml", [f"profile={profile}"], dst)
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
     for args in (["git", "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "bench"]):
         subprocess.run(args, cwd=dst, check=True)
@@ -54,11 +55,11 @@ def timed(args: list[str], cwd: Path) -> tuple[float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", type=Path, default=ROOT / "params.yaml", help="params file to run")
+    parser.add_argument("--profile", help="a profile of conf/profile/ (default: params.yaml as it is)")
     parser.add_argument("--workers", type=int, default=2, help="launcher tasks at a time (1 CPU each)")
     args = parser.parse_args()
-    if not args.profile.is_file():
-        parser.error(f"--profile: {args.profile}: file not found")
+    if args.profile is not None and not (ROOT / "conf" / "profile" / f"{args.profile}.yaml").is_file():
+        parser.error(f"--profile: conf/profile/{args.profile}.yaml: file not found")
 
     with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
         sequential = cold_copy(Path(tmp) / "sequential", args.profile)
@@ -73,7 +74,7 @@ def main() -> None:
         print(launch_out.rstrip())
         print(f"launcher, {args.workers} workers x 1 thread: {launch_s:.1f} s (including Ray start-up and the "
               "final collect)")
-    print(f"\n{args.profile.name}: sequential {seq_s:.1f} s, launcher {launch_s:.1f} s, "
+    print(f"\n{args.profile or 'params.yaml'}: sequential {seq_s:.1f} s, launcher {launch_s:.1f} s, "
           f"speed-up x{seq_s / launch_s:.2f}")
     if "re-ran" in launch_out:
         print("warning: the collect step re-ran stages (outputs the run-cache cannot restore); see above")

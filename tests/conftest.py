@@ -127,3 +127,12 @@ def tiny_repo_base(tmp_path_factory) -> Path:
 def tiny_repo(tiny_repo_base, tmp_path) -> Path:
     """A private copy of the reproduced tiny repository, free to break."""
     return tinyrepo.clone(tiny_repo_base, tmp_path / "repo")
+
+
+def separable_task() -> ImageSet:
+    """256 noisy 32x32 colour images, bright ones class 1 and dark ones class 0: what any model
+    must learn in a few epochs."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (256,), generator=generator)
+    images = (torch.rand(256, 3, 32, 32, generator=generator) * 100 + labels.view(-1, 1, 1, 1) * 120).to(torch.uint8)
+    return ImageSet(images, labels)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import tinyrepo
 from backdoorlab.dag import StageNode
 from backdoorlab.errors import ConfigError
 from backdoorlab.launch_config import parse_launch
@@ -124,7 +126,7 @@ TOY_DAG = {"stages": {
 def toy_repo(tmp_path: Path) -> Path:
     """Trivial shell stages; params.yaml is the tiny profile (the launcher validates it) with
     two CPUs for stage `d`."""
-    params = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+    params = copy.deepcopy(tinyrepo.TINY)
     params["launch"] = {"resources": {"default": {"num_cpus": 1}, "d": {"num_cpus": 2}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(TOY_DAG))
@@ -208,7 +210,7 @@ SLICE = {"attacks": ["badnets"], "defenses": ["none", "ft", "sft", "d3"], "main"
 
 def tiny_copy(dst: Path) -> Path:
     copy_sources(ROOT, dst)
-    params = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+    params = copy.deepcopy(tinyrepo.TINY)
     params["grid"].update(SLICE)
     shutil.rmtree(dst / "full")
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -17,7 +17,7 @@ import tinyrepo
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
-TINY = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+TINY = tinyrepo.TINY
 BLOCK = "full/paradigms/dvc.yaml"
 
 

@@ -47,6 +47,10 @@ def edited(path: str, value) -> dict:
     ("model.arch", "vgg99", "model.arch"),
     ("data.dataset", "imagenet", "data.dataset"),
     ("device", "tpu", "device"),
+    ("deterministic", "yes", "deterministic"),
+    ("train.precision", "fp8", "train.precision"),
+    ("model.width", 0, "model.width"),
+    ("data.options.labels", "medium", "data.options.labels"),  # fashion_mnist has no such option
     ("grid.lead_columns", ["none", "magic"], "grid.lead_columns[1]"),
     ("grid.paradigms", ["encoder", "federated"], "grid.paradigms[1]"),
     ("grid.paradigm_attacks", ["blended", "lf"], "grid.paradigm_attacks[1]"),  # LF fits its trigger

@@ -19,7 +19,7 @@ from backdoorlab.io import load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TINY = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+TINY = tinyrepo.TINY
 
 
 def run(args: list[str], cwd: Path) -> str:
@@ -36,7 +36,7 @@ def stages_run(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def repo(tiny_repo_base, tmp_path_factory) -> Path:
     """A private copy of the session's tiny repository: sources and results of a cold `dvc repro`
-    with profiles/tiny.yaml as params.yaml, committed (conftest's `tiny_repo_base`)."""
+    with the tiny profile as params.yaml, committed (conftest's `tiny_repo_base`)."""
     return tinyrepo.clone(tiny_repo_base, tmp_path_factory.mktemp("pipeline") / "repo")
 
 

@@ -1,5 +1,7 @@
-"""Params profiles: each validates, and the paper-scale one runs its stages at a tiny size
-(CIFAR-10 binary reader on small local files, PreAct-ResNet-18 at width 4)."""
+"""Params as compositions of conf/ (DVC's Hydra integration): the committed params.yaml is the
+default composition, every profile and every data set x model composes into valid params, and
+the paper-scale profile runs its stages at a tiny size (CIFAR-10 binary reader on small local
+files, PreAct-ResNet-18 at width 4)."""
 
 from __future__ import annotations
 
@@ -12,20 +14,59 @@ import numpy as np
 import pytest
 import yaml
 
+from backdoorlab.compose import composed
 from backdoorlab.config import parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = sorted((ROOT / "profiles").glob("*.yaml"))
+PROFILES = sorted(p.stem for p in (ROOT / "conf" / "profile").glob("*.yaml"))
+DATASETS = sorted(p.stem for p in (ROOT / "conf" / "data").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_params_yaml_is_the_default_composition():
+    assert composed(root=ROOT) == yaml.safe_load((ROOT / "params.yaml").read_text()), \
+        "params.yaml is stale: run `make params` after editing conf/"
+    script = subprocess.run([sys.executable, str(ROOT / "scripts" / "compose_params.py"), "--check"],
+                            capture_output=True, text=True)
+    assert script.returncode == 0, script.stderr
+
+
+@pytest.mark.parametrize("profile", PROFILES)
 def test_profile_is_valid(profile):
-    raw = yaml.safe_load(profile.read_text())
+    raw = composed([f"profile={profile}"], ROOT)
     params = parse_params(raw)
     assert params.grid.attacks and "none" in params.grid.main
     # full/*/dvc.yaml's matrices read these keys: DVC cannot even list the stages without them
     assert {"more_attacks", "more_defenses", "paradigms", "paradigm_attacks", "cleansers",
             "cleansing_attacks"} <= set(raw["grid"])
+
+
+def test_the_paper_profile_picks_its_data_and_model_and_the_command_line_wins():
+    paper = composed(["profile=paper"], ROOT)
+    assert (paper["data"]["dataset"], paper["model"]["arch"], paper["train"]["epochs"]) == ("cifar10", "preact_resnet18", 100)
+    mine = composed(["profile=paper", "model=vgg16_bn", "train.epochs=3"], ROOT)
+    assert (mine["model"]["arch"], mine["train"]["epochs"], mine["data"]["dataset"]) == ("vgg16_bn", 3, "cifar10")
+
+
+def test_a_knob_left_to_its_method_default_needs_hydras_add_or_override():
+    """README: `-S ++defenses.sft.peak_lr_1=2.0`; without `++` Hydra refuses the unknown key."""
+    assert composed(["++defenses.sft.peak_lr_1=2.0"], ROOT)["defenses"]["sft"]["peak_lr_1"] == 2.0
+    with pytest.raises(Exception, match="Could not override 'defenses.sft.peak_lr_1'"):
+        composed(["defenses.sft.peak_lr_1=2.0"], ROOT)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_data_set_and_model_compose_into_valid_params(dataset, model):
+    """`dvc exp run -S data=<name> -S model=<arch>` gives params that validate (folder data sets:
+    with their class count declared, since no images are here)."""
+    overrides = [f"data={dataset}", f"model={model}"]
+    if dataset == "image_folder":
+        overrides.append("data.options.num_classes=10")
+    raw = composed(overrides, ROOT)
+    params = parse_params(raw)
+    assert (params.data.dataset, params.model_arch) == (dataset, model)
+    assert params.dataset.num_classes >= 10 and len(params.dataset.image_shape) == 3
 
 
 def fake_cifar10(root: Path, per_file: int) -> None:
@@ -39,7 +80,7 @@ def fake_cifar10(root: Path, per_file: int) -> None:
 
 
 def test_paper_profile_stages_run_at_tiny_size(tmp_path):
-    params = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    params = composed(["profile=paper"], ROOT)
     params["device"] = "cpu"
     params["data"].update(options={"root": str(tmp_path / "cifar"), "download": False},
                           test_size=40, shadow_size=20)
@@ -49,7 +90,7 @@ def test_paper_profile_stages_run_at_tiny_size(tmp_path):
     fake_cifar10(tmp_path / "cifar", per_file=30)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in (["prepare.py"], ["poison.py", "badnets"], ["train.py", "badnets"],
-                  ["defend.py", "badnets", "sft"]):
+                  ["defend.py", "badnets", "sft"], ["defend.py", "badnets", "nad"]):  # NAD: the model's own layers
         result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
                                 cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -61,7 +102,7 @@ def test_paper_profile_stages_run_at_tiny_size(tmp_path):
 
 def test_paper_profile_paradigms_run_at_tiny_size(tmp_path):
     """The transfer (b) and encoder paradigms with PreAct-ResNet-18: its last block, its encoder."""
-    params = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    params = composed(["profile=paper"], ROOT)
     params["device"] = "cpu"
     params["data"].update(options={"root": str(tmp_path / "cifar"), "download": False}, test_size=40, shadow_size=100)
     params["model"]["width"] = 4
@@ -83,3 +124,28 @@ def test_paper_profile_paradigms_run_at_tiny_size(tmp_path):
     cell = json.loads((tmp_path / "reports/records/paradigms/cells/transfer_model-badnets-ft/defense.json").read_text())
     assert 0 <= cell["ca"] <= 1  # a five-class downstream task, defended
     assert (tmp_path / "models/encoder/clean.safetensors").stat().st_size > 100_000
+
+
+def test_a_jpeg_folder_runs_through_the_stages_with_a_new_model(tmp_path):
+    """`-S data=image_folder -S data.options.root=...` with ResNet-18: decoded, split, poisoned,
+    trained and defended by the stages themselves."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in range(10):
+        for i in range(30):
+            folder = tmp_path / "tree" / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    params = composed(["profile=tiny", "data=image_folder", "model=resnet18", f"data.options.root={tmp_path / 'tree'}",
+                       f"data.options.cache_dir={tmp_path / 'cache'}", "data.test_size=60", "data.shadow_size=60"], ROOT)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in (["prepare.py"], ["poison.py", "badnets"], ["train.py", "badnets"], ["defend.py", "badnets", "ft"]):
+        result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
+                                cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, (stage, result.stderr[-2000:])
+    data = json.loads((tmp_path / "reports/records/data.json").read_text())
+    assert data["dataset"] == "image_folder" and data["image_shape"] == [3, 32, 32]
+    assert data["sizes"] == {"train": 180, "test": 60, "shadow": 60} and len(list((tmp_path / "cache").iterdir())) == 1
+    cell = json.loads((tmp_path / "reports/records/cells/badnets-ft/defense.json").read_text())
+    assert 0 <= cell["ca"] <= 1

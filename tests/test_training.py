@@ -10,9 +10,14 @@ import torch
 from backdoorlab.errors import DataError
 from backdoorlab.io import atomic_path, load_tensors, save_tensors
 from backdoorlab.metrics import defense_effectiveness_rating
-from backdoorlab.models import build_model, load_model, save_model
+from backdoorlab.models import ModelSpec, build_model, load_model, save_model
 from backdoorlab.training.augment import AugmentConfig, augment_batch
-from backdoorlab.training.schedules import cosine, phases, triangular
+from backdoorlab.training.loop import accuracy, autocast_dtype, fit, sgd
+from backdoorlab.training.schedules import constant, cosine, phases, triangular
+
+from conftest import separable_task
+
+CPU = torch.device("cpu")
 
 
 def test_triangular_cycles_between_base_and_peak():
@@ -106,3 +111,25 @@ def test_our_optimizers_match_torch_optim(make):
             ((p ** 3).sum() + step * p.sum()).backward()
             opt.step()
         assert torch.allclose(a, b, atol=1e-6), step
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_fp16_scales_its_loss(precision, monkeypatch):
+    scaled = []
+    real_scale = torch.amp.GradScaler.scale
+    monkeypatch.setattr(torch.amp.GradScaler, "scale", lambda self, loss: scaled.append(1) or real_scale(self, loss))
+    data = separable_task()
+    spec = ModelSpec("small_cnn", {"arch": "small_cnn", "width": 4}, 3, 32, 2, (0.5,) * 3, (0.25,) * 3)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    fit(model, data, epochs=3, batch_size=32, optimizer=sgd(model, 0.05, 0.9, 0.0), schedule=constant(0.05),
+        generator=torch.Generator().manual_seed(1), augment=None, device=CPU, precision=precision)
+    assert accuracy(model, data, CPU) > 0.95
+    assert bool(scaled) == (precision == "fp16")
+
+
+def test_auto_precision_is_fp32_on_a_cpu_and_mixed_on_a_gpu(monkeypatch):
+    assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp32", torch.device("cuda")) is None
+    for supported, dtype in ((True, torch.bfloat16), (False, torch.float16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: supported)
+        assert autocast_dtype("auto", torch.device("cuda")) == dtype

@@ -15,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backdoorlab.compose import CONF_DIR, CONFIG_NAME, compose_params, composed
 from backdoorlab.snapshot import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = composed(["profile=tiny"], ROOT)  # conf/profile/tiny.yaml over conf/config.yaml
 BIN = Path(sys.executable).parent
 GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@t"]
 
@@ -48,10 +50,20 @@ def commit(repo: Path, message: str) -> None:
     run(["git", *GIT_ID, "commit", "-qm", message], repo)
 
 
+def use_profile(repo: Path, profile: str) -> None:
+    """Make ``profile`` the copy's default composition (so `dvc exp run -S ...` composes it too) and
+    write it to params.yaml."""
+    config = repo / CONF_DIR / f"{CONFIG_NAME}.yaml"
+    text = config.read_text()
+    assert "  - profile: null" in text, f"{config}: no `profile: null` default to replace"
+    config.write_text(text.replace("  - profile: null", f"  - profile: {profile}"))
+    compose_params(repo / "params.yaml", root=repo)
+
+
 def build(dst: Path) -> Path:
-    """Copy the sources to `dst` with profiles/tiny.yaml as params.yaml, reproduce, commit."""
+    """Copy the sources to `dst` with the tiny profile as the default composition, reproduce, commit."""
     copy_sources(ROOT, dst)
-    shutil.copy2(ROOT / "profiles" / "tiny.yaml", dst / "params.yaml")
+    use_profile(dst, "tiny")
     run(["git", "init", "-q"], dst)
     commit(dst, "tiny sources")
     dvc("repro", cwd=dst)

@@ -44,11 +44,12 @@ class ImageSet:
 
 
 class Dataset:
-    """A source of labelled images. Subclasses declare their shape so params can be validated
-    before any file is read, and ``load`` returns the whole pool that ``prepare`` splits."""
+    """A source of labelled images. Subclasses declare their shape (a class constant, or a
+    property of their config where the params choose it) so params can be validated before any
+    file is read, and ``load`` returns the whole pool that ``prepare`` splits."""
 
-    image_shape: ClassVar[tuple[int, int, int]]
-    num_classes: ClassVar[int]
+    image_shape: tuple[int, int, int]
+    num_classes: int
     Config: ClassVar[type]
 
     def __init__(self, config: object) -> None:

@@ -1,0 +1,171 @@
+"""Images in a folder tree, ``root/<class>/**/*.{png,jpg,jpeg,ppm,bmp}``: the way most people hold data.
+
+Classes are the sub-folders of ``root`` in sorted order (class 0 is the first name), as in
+torchvision's ``ImageFolder``; images may sit at any depth below their class folder (Tiny-
+ImageNet keeps them in ``<class>/images/``). Every image is converted to the declared channels
+and resized to ``image_size`` x ``image_size`` (aspect ratio not kept, as ``Resize((s, s))``).
+
+Decoding is the slow part, so it is done once: threads decode in parallel (Pillow releases the
+GIL while it decodes), JPEGs are decoded straight at a reduced scale when they are much larger
+than the target (``draft``), and the result is cached as a tensors file keyed by every file's
+path, size and modification time and by the declared size, so a changed, added or removed image
+means a fresh decode and nothing stale is ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.errors import DataError
+from backdoorlab.io import load_tensors, save_tensors
+from backdoorlab.settings import check_positive, require
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
+LAYOUT = "one sub-folder of images per class (root/<class>/*.jpg)"
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class names: ``root``'s sub-folders, sorted."""
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found; put {LAYOUT} there")
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"{root}: {len(classes)} class folder(s); a classifier needs {LAYOUT}, at least two")
+    return classes
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image below ``folder``, at any depth, in sorted order."""
+    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in EXTENSIONS and path.is_file())
+
+
+def class_tree(root: Path, classes: Sequence[str]) -> tuple[list[Path], list[int]]:
+    """The images of a class tree with ``classes`` as its labels; a class without images is an error."""
+    found = class_folders(root)
+    require(found == list(classes), str(root),
+            f"class folders {found[:5]}{'...' if len(found) > 5 else ''} differ from the training tree's")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        images = image_files(root / name)
+        if not images:
+            raise DataError(f"{root / name}: no images ({', '.join(EXTENSIONS)}) in this class folder")
+        files += images
+        labels += [label] * len(images)
+    return files, labels
+
+
+def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """One file -> uint8 (channels, size, size)."""
+    from PIL import Image, UnidentifiedImageError  # lazy: only folder data sets decode images
+
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                image.draft(mode, (size, size))  # decode at 1/2, 1/4 or 1/8 scale when that is still >= size
+            image = image.convert(mode)
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise DataError(f"{path}: not a readable image ({error})") from None
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def decode_images(files: Sequence[Path], size: int, channels: int, workers: int | None = None) -> torch.Tensor:
+    """Every file -> uint8 (N, channels, size, size), decoded by ``workers`` threads (default: one per core)."""
+    out = np.empty((len(files), channels, size, size), dtype=np.uint8)
+
+    def decode(index: int) -> None:
+        out[index] = decode_image(files[index], size, channels)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        list(pool.map(decode, range(len(files))))
+    return torch.from_numpy(out)
+
+
+def cache_key(files: Sequence[Path], size: int, channels: int) -> str:
+    """A digest of what the decoded tensors depend on: each file's path, size and mtime, the shape."""
+    digest = hashlib.sha256(f"{size}x{channels}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"\0{path.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def load_files(files: Sequence[Path], labels: Sequence[int], size: int, channels: int,
+               cache_dir: str | None) -> ImageSet:
+    """The labelled files decoded (from the cache when they have been decoded before)."""
+    cache = Path(cache_dir) / f"images-{cache_key(files, size, channels)}.safetensors" if cache_dir else None
+    if cache is not None and cache.is_file():
+        try:
+            return ImageSet.from_tensors(load_tensors(cache), "pool")
+        except (DataError, KeyError, ValueError):
+            pass  # a damaged cache file is decoded again and replaced
+    pool = ImageSet(decode_images(files, size, channels), torch.tensor(labels, dtype=torch.int64))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_tensors(cache, pool.to_tensors("pool"))
+    return pool
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """What every folder-backed data set declares: the size images are brought to, where decoded
+    tensors are cached."""
+
+    image_size: int = 32
+    channels: int = 3  # 1: greyscale, 3: RGB
+    cache_dir: str | None = "data/cache"  # None: decode on every read
+
+    def check(self, key: str) -> None:
+        check_positive(self, key, "image_size")
+        require(self.channels in (1, 3), f"{key}.channels", f"must be 1 or 3, got {self.channels}")
+
+
+@DATASETS.register("image_folder")
+class ImageFolder(Dataset):
+    @dataclass(frozen=True)
+    class Config(FolderConfig):
+        root: str = "data/external/images"
+        # A second tree with the same class folders (e.g. a published test split). Its images join
+        # the pool: the pipeline draws its own test, shadow and defender splits from the pool.
+        test_root: str | None = None
+        # The number of class folders. Left out, it is counted when params are read (so the
+        # folder must exist wherever a stage runs); set it to read params without the images.
+        num_classes: int | None = None
+
+        def check(self, key: str) -> None:
+            super().check(key)
+            if self.num_classes is not None:
+                require(self.num_classes >= 2, f"{key}.num_classes", f"must be >= 2, got {self.num_classes}")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+        return (self.config.channels, self.config.image_size, self.config.image_size)
+
+    @cached_property
+    def num_classes(self) -> int:  # type: ignore[override]
+        return self.config.num_classes or len(class_folders(Path(self.config.root)))
+
+    def load(self) -> ImageSet:
+        cfg = self.config
+        classes = class_folders(Path(cfg.root))
+        require(len(classes) == self.num_classes, "data.options.num_classes",
+                f"{self.num_classes} given, but {cfg.root} has {len(classes)} class folders")
+        files, labels = class_tree(Path(cfg.root), classes)
+        if cfg.test_root is not None:
+            test_files, test_labels = class_tree(Path(cfg.test_root), classes)
+            files, labels = files + test_files, labels + test_labels
+        return load_files(files, labels, cfg.image_size, cfg.channels, cfg.cache_dir)
