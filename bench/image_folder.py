@@ -5,8 +5,9 @@
 
 Writes the images once into a temporary folder (smooth random images: upsampled 8x8 noise, so the
 files are the size of natural ones rather than of pure noise), then prints the seconds and images
-per second of (1) one decoding thread, as a per-sample loader without workers would read them,
-(2) a thread per core, the data set's first read, and (3) the cached read that follows.
+per second of (1) one decoding process, as a per-sample loader without workers would read them,
+(2) a process per core, the data set's first read (listing, decoding, writing the cache), and
+(3) the cached read that follows (listing, a stat per file, loading the tensors).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def timed(label: str, count: int, action) -> None:  # type: ignore[no-untyped-de
     started = time.perf_counter()
     action()
     seconds = time.perf_counter() - started
-    print(f"{label:<40} {seconds:7.2f} s  {count / seconds:9,.0f} images/s", flush=True)
+    print(f"{label:<44} {seconds:7.2f} s  {count / seconds:9,.0f} images/s", flush=True)
 
 
 def main() -> None:
@@ -66,10 +67,10 @@ def main() -> None:
         print(f"wrote {args.images:,} JPEGs of {args.side}x{args.side} ({size / args.images / 1024:.1f} KiB each) "
               f"in {time.perf_counter() - started:.1f} s; reading at {args.size}x{args.size} on {os.cpu_count()} cores")
         files, _ = class_tree(root, class_folders(root))
-        timed("decode, 1 thread", len(files), lambda: decode_images(files, args.size, 3, workers=1))
+        timed("decode, 1 process", len(files), lambda: decode_images(files, args.size, 3, workers=1))
         cls = DATASETS.get("image_folder", "data.dataset")
         dataset = cls(cls.Config(root=str(root), image_size=args.size, cache_dir=str(cache)))
-        timed(f"first read ({os.cpu_count()} threads, writes the cache)", len(files), dataset.load)
+        timed(f"first read ({os.cpu_count()} processes, writes the cache)", len(files), dataset.load)
         timed("later read (from the cache)", len(files), dataset.load)
 
 

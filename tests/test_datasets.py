@@ -78,6 +78,17 @@ def test_image_folder_decodes_once_and_a_changed_file_invalidates_the_cache(tmp_
     assert decoded == [1] and changed.images[0].max() == 0  # the new file, not the stale tensors
 
 
+def test_image_folder_decodes_in_worker_processes_like_in_one(tmp_path, monkeypatch):
+    colour_tree(tmp_path / "tree")
+    files, _ = image_folder_module.class_tree(tmp_path / "tree", ["cat", "dog", "emu"])
+    monkeypatch.setattr(image_folder_module, "CHUNK", 2)  # 5 chunks over 2 processes
+    serial = image_folder_module.decode_images(files, 8, 3, workers=1)
+    assert torch.equal(image_folder_module.decode_images(files, 8, 3, workers=2), serial)
+    (tmp_path / "tree" / "emu" / "1.jpg").write_bytes(b"truncated")
+    with pytest.raises(DataError, match=r"emu/1.jpg: not a readable image"):  # raised in a worker
+        image_folder_module.decode_images(files, 8, 3, workers=2)
+
+
 def test_image_folder_errors_name_the_folder_or_file(tmp_path):
     with pytest.raises(DataError, match="nowhere: folder not found; put one sub-folder of images per class"):
         dataset("image_folder", root=str(tmp_path / "nowhere")).num_classes
