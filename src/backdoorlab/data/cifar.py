@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from backdoorlab.data.base import DATASETS, Dataset, ImageSet
-from backdoorlab.data.files import FilesConfig, fetch, require_files
+from backdoorlab.data.files import FilesConfig, fetch_archive, require_files
 from backdoorlab.errors import DataError
 
 PIXELS = 3 * 32 * 32
@@ -57,8 +57,7 @@ class CIFAR10(Dataset):
     def load(self) -> ImageSet:
         root = Path(self.config.root)
         folder = root / "cifar-10-batches-bin"
-        if not folder.is_dir() and self.config.download:
-            fetch(self.URL, root, self.MD5, "CIFAR-10")
+        fetch_archive(self.config, folder, self.URL, self.MD5, "CIFAR-10")
         require_files(folder, self.FILES, "CIFAR-10 binary", f"the contents of cifar-10-binary.tar.gz (extract it into {root})")
         return read_cifar_folder(folder, self.FILES, 1, 0, self.num_classes)
 
@@ -82,7 +81,6 @@ class CIFAR100(Dataset):
     def load(self) -> ImageSet:
         root = Path(self.config.root)
         folder = root / "cifar-100-binary"
-        if not folder.is_dir() and self.config.download:
-            fetch(self.URL, root, self.MD5, "CIFAR-100")
+        fetch_archive(self.config, folder, self.URL, self.MD5, "CIFAR-100")
         require_files(folder, self.FILES, "CIFAR-100 binary", f"the contents of cifar-100-binary.tar.gz (extract it into {root})")
         return read_cifar_folder(folder, self.FILES, 2, 1 if self.config.labels == "fine" else 0, self.num_classes)

@@ -62,6 +62,15 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a valid embedded data set ({error})") from None
 
 
+def read_28x28(path: Path) -> ImageSet:
+    """A 28x28 greyscale set, from a folder of the four IDX files or from an embedded ``.npz``."""
+    images, labels = read_idx_folder(path) if path.is_dir() else read_npz(path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):
+        raise DataError(f"{path}: expected 28x28 images with one label each, "
+                        f"got images {images.shape}, labels {labels.shape}")
+    return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
 @DATASETS.register("fashion_mnist")
 class FashionMNIST(Dataset):
     image_shape = (1, 28, 28)
@@ -72,10 +81,4 @@ class FashionMNIST(Dataset):
         path: str = "data/embedded/fashion_mnist_subset.npz"
 
     def load(self) -> ImageSet:
-        path = Path(self.config.path)
-        images, labels = read_idx_folder(path) if path.is_dir() else read_npz(path)
-        if images.ndim != 3 or images.shape[1:] != self.image_shape[1:] or len(labels) != len(images):
-            raise DataError(f"{path}: expected 28x28 images with one label each, "
-                            f"got images {images.shape}, labels {labels.shape}")
-        return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1),
-                        torch.from_numpy(labels.astype(np.int64)))
+        return read_28x28(Path(self.config.path))

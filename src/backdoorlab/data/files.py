@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,22 @@ class FilesConfig:
     download: bool = False
 
 
-def fetch(url: str, root: Path, md5: str | None, what: str, *, extract: bool = True) -> None:
+def fetch_archive(config: FilesConfig, folder: Path, url: str, md5: str, what: str) -> None:
+    """With ``download: true`` and ``folder`` absent, download the archive at ``url`` into
+    ``config.root`` and extract it there (it holds ``folder``)."""
+    if config.download and not folder.is_dir():
+        download(url, Path(config.root), md5, what, extract=True)
+
+
+def fetch_missing(config: FilesConfig, base_url: str, md5s: Mapping[str, str], names: Sequence[str], what: str) -> None:
+    """With ``download: true``, download each of ``names`` that ``config.root`` lacks from ``base_url``."""
+    if config.download:
+        for name in names:
+            if not (Path(config.root) / name).is_file():
+                download(base_url + name, Path(config.root), md5s[name], what, extract=False)
+
+
+def download(url: str, root: Path, md5: str, what: str, *, extract: bool) -> None:
     """Download ``url`` into ``root`` (and extract it if it is an archive); offline, say so in one line."""
     from torchvision.datasets.utils import download_and_extract_archive, download_url  # lazy: slow import
 

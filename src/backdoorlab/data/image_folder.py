@@ -148,8 +148,16 @@ class FolderConfig:
         require(self.channels in (1, 3), f"{key}.channels", f"must be 1 or 3, got {self.channels}")
 
 
+class FolderDataset(Dataset):
+    """A data set whose images are decoded from files to the shape its ``FolderConfig`` declares."""
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+        return (self.config.channels, self.config.image_size, self.config.image_size)
+
+
 @DATASETS.register("image_folder")
-class ImageFolder(Dataset):
+class ImageFolder(FolderDataset):
     @dataclass(frozen=True)
     class Config(FolderConfig):
         root: str = "data/external/images"
@@ -164,10 +172,6 @@ class ImageFolder(Dataset):
             super().check(key)
             if self.num_classes is not None:
                 require(self.num_classes >= 2, f"{key}.num_classes", f"must be >= 2, got {self.num_classes}")
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
-        return (self.config.channels, self.config.image_size, self.config.image_size)
 
     @cached_property
     def num_classes(self) -> int:  # type: ignore[override]

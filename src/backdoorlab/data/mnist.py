@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from backdoorlab.data.base import DATASETS, Dataset, ImageSet
-from backdoorlab.data.fashion_mnist import IDX_FILES, read_idx_folder
-from backdoorlab.data.files import FilesConfig, fetch, require_files
+from backdoorlab.data.fashion_mnist import IDX_FILES, read_28x28
+from backdoorlab.data.files import FilesConfig, fetch_missing, require_files
 
 MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's mirror of LeCun's files
 MD5 = {
@@ -33,10 +30,6 @@ class MNIST(Dataset):
     def load(self) -> ImageSet:
         root = Path(self.config.root)
         names = [name for pair in IDX_FILES.values() for name in pair]
-        if self.config.download:
-            for name in names:
-                if not (root / name).is_file():
-                    fetch(MIRROR + name, root, MD5[name], "MNIST", extract=False)
+        fetch_missing(self.config, MIRROR, MD5, names, "MNIST")
         require_files(root, names, "MNIST", "the four *-ubyte.gz files")
-        images, labels = read_idx_folder(root)
-        return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+        return read_28x28(root)

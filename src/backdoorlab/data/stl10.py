@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from backdoorlab.data.base import DATASETS, Dataset, ImageSet
-from backdoorlab.data.files import FilesConfig, fetch, require_files, resize_images
+from backdoorlab.data.files import FilesConfig, fetch_archive, require_files, resize_images
 from backdoorlab.errors import DataError
 from backdoorlab.settings import check_positive
 
@@ -52,8 +52,7 @@ class STL10(Dataset):
     def load(self) -> ImageSet:
         root = Path(self.config.root)
         folder = root / "stl10_binary"
-        if not folder.is_dir() and self.config.download:
-            fetch(URL, root, MD5, "STL-10")
+        fetch_archive(self.config, folder, URL, MD5, "STL-10")
         require_files(folder, ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"], "STL-10 binary",
                       f"the contents of stl10_binary.tar.gz (extract it into {root})")
         parts = [read_stl10_split(folder, split) for split in ("train", "test")]

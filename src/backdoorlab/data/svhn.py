@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from backdoorlab.data.base import DATASETS, Dataset, ImageSet
-from backdoorlab.data.files import FilesConfig, fetch, require_files
+from backdoorlab.data.files import FilesConfig, fetch_missing, require_files
 from backdoorlab.errors import DataError
 
 URL = "http://ufldl.stanford.edu/housenumbers/"
@@ -53,10 +53,7 @@ class SVHN(Dataset):
     def load(self) -> ImageSet:
         root = Path(self.config.root)
         names = ["train_32x32.mat", "test_32x32.mat"] + (["extra_32x32.mat"] if self.config.extra else [])
-        if self.config.download:
-            for name in names:
-                if not (root / name).is_file():
-                    fetch(URL + name, root, MD5[name], "SVHN", extract=False)
+        fetch_missing(self.config, URL, MD5, names, "SVHN")
         require_files(root, names, "SVHN", "the cropped-digit files " + ", ".join(names))
         parts = [read_svhn_mat(root / name) for name in names]
         return ImageSet(torch.from_numpy(np.ascontiguousarray(np.concatenate([p[0] for p in parts]))),

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
-from backdoorlab.data.files import FilesConfig, fetch
-from backdoorlab.data.image_folder import FolderConfig, class_folders, class_tree, load_files
+from backdoorlab.data.base import DATASETS, ImageSet
+from backdoorlab.data.files import FilesConfig, fetch_archive
+from backdoorlab.data.image_folder import FolderConfig, FolderDataset, class_folders, class_tree, load_files
 from backdoorlab.errors import DataError
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -34,7 +34,7 @@ def annotated_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[
 
 
 @DATASETS.register("tiny_imagenet")
-class TinyImageNet(Dataset):
+class TinyImageNet(FolderDataset):
     num_classes = 200
 
     @dataclass(frozen=True)
@@ -42,15 +42,10 @@ class TinyImageNet(Dataset):
         root: str = "data/external/tiny-imagenet"
         image_size: int = 64
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
-        return (self.config.channels, self.config.image_size, self.config.image_size)
-
     def load(self) -> ImageSet:
         cfg = self.config
         folder = Path(cfg.root) / "tiny-imagenet-200"
-        if not folder.is_dir() and cfg.download:
-            fetch(URL, Path(cfg.root), MD5, "Tiny-ImageNet")
+        fetch_archive(cfg, folder, URL, MD5, "Tiny-ImageNet")
         if not (folder / "train").is_dir() or not (folder / "val" / "val_annotations.txt").is_file():
             raise DataError(f"{folder}: Tiny-ImageNet's train/ and val/val_annotations.txt missing; set "
                             f"data.options.download: true on a machine with internet, or extract "
