@@ -2,9 +2,10 @@
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
 #   make test    runs the test suite (and installs chromium with apt-get if it is missing)
 #   make repro-full  everything: the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with
-#                    sequela), reports/attacks/ and the paradigms
+#                    sequela), reports/attacks/, the paradigms and the regimes
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
 #   make repro-paradigms  the transfer and encoder paradigms (dvc repro full/paradigms/dvc.yaml; reports/paradigms/)
+#   make repro-regimes  the membership-inference regime (dvc repro full/regimes/dvc.yaml; reports/regimes/)
 #   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
 #   make params      recompose params.yaml from conf/ after editing it (`make params O="data=cifar10 model=vgg16_bn"`)
 PYTHON ?= python3.11
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full repro-attacks repro-paradigms dag params test bench bench-launch install chromium
+.PHONY: repro repro-full repro-attacks repro-paradigms repro-regimes dag params test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -28,13 +29,16 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 repro-full: $(STAMP)
-	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report full/paradigms/dvc.yaml
+	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report full/paradigms/dvc.yaml full/regimes/dvc.yaml
 
 repro-attacks: $(STAMP)
 	$(BIN)/dvc repro full/attacks/dvc.yaml:report
 
 repro-paradigms: $(STAMP)
 	$(BIN)/dvc repro full/paradigms/dvc.yaml
+
+repro-regimes: $(STAMP)
+	$(BIN)/dvc repro full/regimes/dvc.yaml
 
 dag: $(STAMP)
 	$(BIN)/python scripts/full_dag.py

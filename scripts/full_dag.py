@@ -19,6 +19,9 @@ each with its own lock, with the report in ``full/dvc.yaml``:
                              downstream (written here), then defend / sequela / reinject_baseline
                              copied from the root for each victim <paradigm>-<attack>, and their
                              report -> reports/paradigms/
+    full/regimes/dvc.yaml    the training regimes: the root's stages from poison to report for each
+                             victim <regime>-<attack>, train_clean and shadow for each regime (the
+                             same scripts, given the regime), and their report -> reports/regimes/
 
 A stage body is copied from the root file with its records moved to ``reports/records/full/<block>/``
 and the extra attacks' previews and landscapes to ``reports/attacks/`` (outside the folders the
@@ -66,11 +69,17 @@ WHAT = {
     "paradigms": "The transfer and encoder paradigms (grid.paradigms x grid.paradigm_attacks) against grid.main,\n"
                  "# and their report -> reports/paradigms/:\n"
                  "#     dvc repro full/paradigms/dvc.yaml",
+    "regimes": "The training regimes (grid.regimes x grid.regime_attacks, params.yaml's regimes) against\n"
+               "# grid.regime_defenses, and their report -> reports/regimes/:\n"
+               "#     dvc repro full/regimes/dvc.yaml",
 }
 PARADIGM, ATTACK = "${item.paradigm}", "${item.attack}"
 VICTIM = f"{PARADIGM}-{ATTACK}"
 PARADIGMS, PARADIGM_ATTACKS = "${grid.paradigms}", "${grid.paradigm_attacks}"
 PARADIGM_RECORDS = "reports/records/paradigms"  # outside records/full: the full report does not read them
+REGIME, REGIMES, REGIME_ATTACKS = "${item.regime}", "${grid.regimes}", "${grid.regime_attacks}"
+REGIME_VICTIM = f"{REGIME}-{ATTACK}"
+REGIME_RECORDS = "reports/records/regimes"
 
 
 def mapped(value: Any, change: Callable[[str], str]) -> Any:
@@ -176,6 +185,45 @@ def paradigm_block(root: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def regime_stage(root_stage: dict[str, Any], matrix: dict[str, str], outs: list[str] | None = None) -> dict[str, Any]:
+    """A root stage for the regimes: per victim ``<regime>-<attack>`` when it takes an attack (the
+    attack's params stay the attack's), else per regime (``outs`` then names the regime's files);
+    the regime's clean and shadow models replace the default run's, and ``regimes.<regime>`` is a
+    parameter of every stage."""
+    names = {"reports/records/full/regimes/": f"{REGIME_RECORDS}/", "reports/attacks/triggers/": "reports/regimes/triggers/",
+             "models/clean.safetensors": f"models/{REGIME}/clean.safetensors", "models/shadow": f"models/{REGIME}/shadow"}
+    if "attack" in matrix:
+        names[ATTACK] = REGIME_VICTIM
+    stage = renamed(block_stage(root_stage, matrix, "regimes"), names)
+    stage["matrix"] = dict(matrix)
+    if "attack" not in matrix:
+        stage["cmd"] = f"{stage['cmd']} {REGIME}"
+        stage["outs"] = outs
+    stage["params"] = [p.replace(REGIME_VICTIM, ATTACK) if p.startswith("attacks.") else p
+                       for p in stage["params"]] + [f"regimes.{REGIME}"]
+    return stage
+
+
+def regime_block(root: dict[str, Any]) -> dict[str, Any]:
+    each, every_victim = {"regime": REGIMES}, {"regime": REGIMES, "attack": REGIME_ATTACKS}
+    cells = {**every_victim, "defense": "${grid.regime_defenses}"}
+    report = report_stage(root["report"], "regimes", REGIME_RECORDS, "../..")
+    report["deps"] = [d for d in report["deps"] if not d.startswith("reports/")]
+    report["deps"] += ["reports/records/data.json", REGIME_RECORDS, "reports/regimes/triggers"]
+    report["params"] = [*report["params"], "regimes"]
+    return {
+        "poison": regime_stage(root["poison"], every_victim),
+        "train": regime_stage(root["train"], every_victim),
+        "train_clean": regime_stage(root["train_clean"], each, [
+            f"models/{REGIME}/clean.safetensors", f"{REGIME_RECORDS}/{REGIME}/baseline/clean_model.json"]),
+        "shadow": regime_stage(root["shadow"], each, [f"models/{REGIME}/shadow", f"{REGIME_RECORDS}/{REGIME}/shadow.json"]),
+        "defend": regime_stage(root["defend"], cells),
+        "sequela": regime_stage(root["sequela"], cells),
+        "reinject_baseline": regime_stage(root["reinject_baseline"], every_victim),
+        "report": report,
+    }
+
+
 def block_stage(root_stage: dict[str, Any], matrix: dict[str, str], block: str) -> dict[str, Any]:
     folders = {"reports/records/": f"reports/records/full/{block}/", "reports/triggers/": "reports/attacks/triggers/",
                "reports/landscape/": "reports/attacks/landscape/"}
@@ -208,6 +256,7 @@ def generate() -> dict[Path, str]:
                                                             "../../params.yaml")
     files[ROOT / "full" / "paradigms" / "dvc.yaml"] = render(paradigm_block(root), WHAT["paradigms"],
                                                             "../../params.yaml")
+    files[ROOT / "full" / "regimes" / "dvc.yaml"] = render(regime_block(root), WHAT["regimes"], "../../params.yaml")
     files[ROOT / "full" / "dvc.yaml"] = render(
         {"report": report_stage(root["report"], "full", "reports/records/full", "..")}, WHAT["report"], "../params.yaml")
     return files

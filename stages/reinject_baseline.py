@@ -26,7 +26,8 @@ def main() -> None:
     ctx = build_context(params, attack_name, params.data.defense_fraction,
                         label=f"reinject baseline {attack_name}", with_shadows=False)
     model = load_model(ctx.spec, clean_model_file(params, attack_name)).to(ctx.device)
-    write_json(baseline_dir(params, attack_name) / "reinject.json", run_attacks(params, attack_name, attacks, model, ctx))
+    results, _ = run_attacks(params, attack_name, attacks, model, ctx)
+    write_json(baseline_dir(params, attack_name) / "reinject.json", results)
 
 
 if __name__ == "__main__":

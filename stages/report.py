@@ -4,10 +4,12 @@
     python stages/report.py --scope attacks    # every attack x the default run's defenses -> reports/attacks/
     python stages/report.py --scope full       # every cell of the full matrix -> reports/full/
     python stages/report.py --scope paradigms  # the transfer and encoder paradigms -> reports/paradigms/
+    python stages/report.py --scope regimes    # the training regimes' victims -> reports/regimes/
 
 ``reports/summary.json`` holds the headline (CA / ASR / DER / collapsed per cell) that
 ``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number of every
-cell; the Markdown tables and PNG figures are for reading.
+cell; ``tables/membership`` each main cell's generalisation gap beside its membership-inference
+numbers, with bootstrap standard errors; the Markdown tables and PNG figures are for reading.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
 from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
 from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, calibration_trials,
-                                           collect_cells, headline, paradigm_rows, reinject_baselines,
+                                           collect_cells, headline, is_headline, paradigm_rows, reinject_baselines,
                                            sequela_results, training_times)
 from backdoorlab.reporting.tables import (calibration_table, cost_table, defender_table, detail_table,
-                                          detection_table, main_table, paradigm_table, sequela_table, write_frame,
-                                          write_sequela_table)
+                                          detection_table, main_table, membership_table, paradigm_table,
+                                          sequela_table, write_frame, write_sequela_table)
+from backdoorlab.reporting.uncertainty import Uncertainty, membership_uncertainty
 from backdoorlab.workspace import (RECORDS, REPORTS, OneLineParser, cell_dir, landscape_file, paradigm_records,
-                                   run_stage, trigger_preview_file)
+                                   regime_records, run_stage, trigger_preview_file)
 
 
 def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record], path: Path) -> None:
@@ -46,13 +49,17 @@ def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record]
     save(figure, path)
 
 
-def sequela_report(attacks: list[str], main: list[str], sequela: SequelaResults,
-                   baselines: dict[str, dict[str, float]], tables: Path, figures: Path) -> None:
-    """Per attack a table (Markdown and CSV) of every sequela metric; the sequela figures."""
+def sequela_report(params: Params, attacks: list[str], main: list[str], sequela: SequelaResults, errors: Uncertainty,
+                   baselines: dict[str, dict[str, float]], records: dict[str, Record], tables: Path,
+                   figures: Path) -> None:
+    """Per attack a table (Markdown and CSV) of every sequela metric; the membership table; the
+    sequela figures."""
     for attack in attacks:
-        write_sequela_table(sequela_table(sequela[attack], main, baselines[attack]), tables / f"sequela_{attack}",
-                            f"Backdoor sequela, {attack}")
-    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela)
+        write_sequela_table(sequela_table(sequela[attack], main, baselines[attack], errors[attack]),
+                            tables / f"sequela_{attack}", f"Backdoor sequela, {attack}")
+    write_frame(membership_table(records, sequela, errors, attacks, main, lambda key: is_headline(params, key)),
+                tables / "membership")
+    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela, errors, lambda key: is_headline(params, key))
     robust_accuracy_figures(figures, attacks, main, sequela)
     reinjection_figures(figures, attacks, main, sequela, baselines)
 
@@ -87,9 +94,10 @@ def calibration_figures(params: Params, attacks: list[str], cells: list[str], tr
 
 
 TITLES = {"default": "the default run", "attacks": "every attack against the default run's defenses",
-          "full": "the full matrix", "paradigms": "the transfer and encoder paradigms"}
+          "full": "the full matrix", "paradigms": "the transfer and encoder paradigms",
+          "regimes": "the training regimes"}
 OUT_DIRS = {"default": REPORTS, "attacks": REPORTS / "attacks", "full": REPORTS / "full",
-            "paradigms": REPORTS / "paradigms"}
+            "paradigms": REPORTS / "paradigms", "regimes": REPORTS / "regimes"}
 
 
 def paradigm_report(params: Params, records: dict[str, Record], main: list[str], tables: Path, figures: Path) -> None:
@@ -109,6 +117,18 @@ def clean_model_fact(params: Params, scope: Scope) -> str:
                         for paradigm in params.grid.paradigms)
         return (f"Clean counterparts (the victim's training from the clean upstream on clean data, stage "
                 f"`counterpart`): CA {cas}; each victim's undefended model is its `none` column.")
+    if scope == "regimes":
+        facts = []
+        for regime in params.grid.regimes:
+            settings, shadow = params.regimes[regime], read_json(regime_records(regime) / "shadow.json")["models"]
+            recipe = settings.train
+            facts.append(
+                f"Regime `{regime}`: {settings.train_size:,} training images, {recipe.epochs} epochs, augmentation "
+                f"crop {recipe.augment.crop_padding} / flip {recipe.augment.hflip}; its model trained without poison: "
+                f"CA {read_json(regime_records(regime) / 'baseline' / 'clean_model.json')['ca']:.1%}; its "
+                f"{len(shadow)} shadow models: train / held-out accuracy "
+                f"{sum(m['train_acc'] for m in shadow) / len(shadow):.1%} / {sum(m['test_acc'] for m in shadow) / len(shadow):.1%}.")
+        return " ".join(facts)
     return (f"Model trained without poison (stage `train_clean`, same recipe): CA "
             f"{read_json(RECORDS / 'baseline' / 'clean_model.json')['ca']:.1%}; each attack's undefended model is "
             "its `none` column.")
@@ -129,7 +149,8 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
     facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
              f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes.",
              f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
-             f"{params.train.epochs} epochs, precision {params.train.precision}, seed {params.seed}.",
+             f"{'trained as its regime says (below)' if scope == 'regimes' else f'{params.train.epochs} epochs'}, "
+             f"precision {params.train.precision}, seed {params.seed}.",
              f"Defender: {params.data.defense_fraction:.0%} of the training data, {holds}; a cell is "
              f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
              f"{'Victims' if scope == 'paradigms' else 'Attacks'}: {', '.join(attacks)}; "
@@ -137,6 +158,8 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
              clean_model_fact(params, scope)]
     tables = {"CA / ASR (%) per attack and defense": (out / "tables" / "main.md").read_text(),
               "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
+    tables["Membership inference per cell: gap = accuracy on members - non-members (%); AUC ± bootstrap SE "
+           "(change against `none` ± paired SE)"] = (out / "tables" / "membership.md").read_text()
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
     if scope == "full" and params.grid.cleansers:
         tables["Training-time defenses: detection precision / recall (%) against the true poison"] = \
@@ -152,7 +175,7 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
                    for paradigm in params.grid.paradigms]
     figures += [(out / "figures" / f"calibration_{name}.png", f"calibration of {name}")
                 for name in sorted({n for by_attack in trials.values() for n in by_attack})]
-    drawn = [] if scope == "paradigms" else attacks  # landscapes and trigger previews: the standalone attacks'
+    drawn = [] if scope in ("paradigms", "regimes") else attacks  # landscapes and trigger previews: the standalone attacks'
     figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack}") for attack in drawn]
     figures += [(out / "figures" / "sequela_reinjection_reinject.png", "re-injection"),
                 (out / "figures" / "sequela_mia_auc.png", "membership inference")]
@@ -175,6 +198,12 @@ def main() -> None:
     attacks, cells, main = params.grid.attack_list(scope), params.grid.cells(scope), params.grid.main_cells(scope)
     sequela, baselines = sequela_results(params, scope), reinject_baselines(params, scope)
     records = collect_cells(params, sequela, scope)
+    errors = membership_uncertainty(params, scope, sequela)
+    for attack, by_defense in errors.items():  # the headline numbers' standard errors, beside them in cells.csv
+        for defense, by_key in by_defense.items():
+            for key, (error, change_error) in by_key.items():
+                if is_headline(params, key):
+                    records[f"{attack}-{defense}"].update({f"se.{key}": error, f"delta_se.{key}": change_error})
     trained = training_times(params, scope)
     for record in records.values():  # the cost argument: a defense's time against the training's
         record["cost_vs_training"] = record["seconds"] / trained[record["attack"]]
@@ -183,7 +212,7 @@ def main() -> None:
     write_frame(main_table(records, attacks, main), tables / "main")
     write_frame(defender_table(records, attacks, main), tables / "defender")
     notes = sorted({k for r in records.values() for k in r if k.startswith("note.")})
-    sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta."))})
+    sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta.", "se.", "delta_se."))})
     write_frame(detail_table({**records, **baseline_records(params, baselines)}, [*notes, *sequela_keys]),
                 tables / "cells")
     if scope == "full" and params.grid.cleansers:
@@ -197,7 +226,7 @@ def main() -> None:
     defense_bars(attacks, main, records, figures / "defenses_ca_asr.png")
     if scope == "paradigms":
         paradigm_report(params, records, main, tables, figures)
-    sequela_report(attacks, main, sequela, baselines, tables, figures)
+    sequela_report(params, attacks, main, sequela, errors, baselines, records, tables, figures)
     write_text(out / "README.md", index(params, out, scope, attacks, cells, trials))
     print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")
 

@@ -2,6 +2,8 @@
 
     python stages/train.py <attack>
 
+``<attack>`` may be a regime's victim ``<regime>-<attack>``, trained with the regime's recipe.
+
 Writes the model (safetensors), the attack's final trigger state (an attack that controls training,
 such as WaNet or the input-aware generator, takes part through its batch hook), per-epoch curves
 (loss, CA, ASR; a `dvc plots` TSV), the undefended model's metrics, which every defense cell of this
@@ -25,7 +27,7 @@ from backdoorlab.training.loop import autocast_dtype
 from backdoorlab.training.recipe import init_model, train_with_recipe
 from backdoorlab.workspace import (REPORTS, load_attack, load_poisoned, load_splits, model_file, model_spec,
                                    poisoned_dir, require_known, run_stage, stage_arguments, train_report_dir,
-                                   trigger_file, trigger_preview_file)
+                                   training_recipe, trigger_file, trigger_preview_file)
 
 
 def main() -> None:
@@ -36,7 +38,7 @@ def main() -> None:
     device = params.torch_device()
     splits = load_splits()
     poisoned = load_poisoned(name)
-    cfg = params.train
+    cfg = training_recipe(params, name)
 
     model = init_model(model_spec(params), derive_seed(params.seed, "init", name), device)
     curves: list[dict[str, float]] = []

@@ -1,9 +1,10 @@
-"""Stage `train_clean`: a model trained with the same recipe on the unpoisoned training split.
+"""Stage `train_clean[@<regime>]`: a model trained with the same recipe on the unpoisoned training data.
 
-    python stages/train_clean.py
+    python stages/train_clean.py [regime]
 
 The counterfactual of the backdoored models: the re-injection baseline starts from it (how fast
-does a model that never had a backdoor acquire one from k poisoned samples?).
+does a model that never had a backdoor acquire one from k poisoned samples?). For a regime, the
+regime's training images and recipe, as its victims have.
 """
 
 from __future__ import annotations
@@ -15,23 +16,28 @@ from backdoorlab.io import write_json
 from backdoorlab.models import save_model
 from backdoorlab.training.loop import accuracy
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import CLEAN_MODEL, RECORDS, load_splits, model_spec, run_stage, stage_arguments
+from backdoorlab.workspace import (load_splits, model_spec, regime_clean_model_file, regime_records, regime_training_set,
+                                   require_known, run_stage, stage_arguments, training_recipe)
 
 
 def main() -> None:
-    stage_arguments(__doc__)
+    regime = stage_arguments(__doc__, "regime?").regime
     params = load_params()
+    require_known(params, regime=regime)
     device = params.torch_device()
     splits = load_splits()
-    model = init_model(model_spec(params), derive_seed(params.seed, "init", "clean"), device)
+    data = splits.train if regime is None else regime_training_set(params, regime, splits)
+    recipe = training_recipe(params, regime)
+    name = "clean" if regime is None else f"{regime}-clean"  # the default run's seeds as before regimes existed
+    model = init_model(model_spec(params), derive_seed(params.seed, "init", name), device)
     started = time.perf_counter()
-    train_with_recipe(model, splits.train, params.train, generator=generator_for(params.seed, "train", "clean"),
-                      device=device, label="train clean")
+    train_with_recipe(model, data, recipe, generator=generator_for(params.seed, "train", name),
+                      device=device, label=f"train {name}")
     seconds = time.perf_counter() - started
-    save_model(model, CLEAN_MODEL)
+    save_model(model, regime_clean_model_file(regime))
     ca = accuracy(model, splits.test, device)
-    write_json(RECORDS / "baseline" / "clean_model.json", {"ca": ca, "seconds": seconds, "epochs": params.train.epochs})
-    print(f"train clean: CA {ca:.3f} ({seconds:.1f} s)")
+    write_json(regime_records(regime) / "baseline" / "clean_model.json", {"ca": ca, "seconds": seconds, "epochs": recipe.epochs})
+    print(f"train {name}: CA {ca:.3f} ({seconds:.1f} s)")
 
 
 if __name__ == "__main__":

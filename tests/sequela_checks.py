@@ -13,7 +13,7 @@ from torch import nn
 
 from backdoorlab.data import ImageSet
 from backdoorlab.sequela import SEQUELA, SequelaAttack, SequelaContext
-from backdoorlab.sequela.base import ShadowOutputs
+from backdoorlab.sequela.base import ReferenceModels
 from backdoorlab.settings import parse_section
 from backdoorlab.training.loop import fit, sgd
 from backdoorlab.training.schedules import constant
@@ -29,13 +29,13 @@ def sequela_attack(method: str, **params: Any) -> SequelaAttack:
 
 
 def context(planted: Any, members: ImageSet, non_members: ImageSet, calibration_members: ImageSet,
-            calibration_non_members: ImageSet, shadows: list[ShadowOutputs] | None = None,
+            calibration_non_members: ImageSet, reference: ReferenceModels | None = None,
             seed: int = 0) -> SequelaContext:
     return SequelaContext(spec=planted.spec, device=CPU, generator=torch.Generator().manual_seed(seed),
                           members=members, non_members=non_members, calibration_members=calibration_members,
                           calibration_non_members=calibration_non_members, clean_test=planted.test,
                           attack=planted.attack, defense_data=planted.clean, triggered_test=planted.triggered,
-                          shadows=shadows or [], label="test")
+                          reference=reference, label="test")
 
 
 def train_tiny(planted: Any, data: ImageSet, epochs: int, seed: int) -> nn.Module:

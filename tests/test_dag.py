@@ -29,16 +29,19 @@ def test_full_matrix_blocks_cover_every_cell_outside_the_default_run_once():
         for name, stage in stages(path).items():
             if name in ("defend", "sequela"):
                 matrix = stage["matrix"]
-                cells.append((name, matrix.get("paradigm"), matrix["attack"], matrix.get("defense", matrix.get("cleanser"))))
-            records = "records/paradigms/" if path.parent.name == "paradigms" else "records/full/"
+                cells.append((name, matrix.get("paradigm", matrix.get("regime")), matrix["attack"],
+                              matrix.get("defense", matrix.get("cleanser"))))
+            records = {"paradigms": "records/paradigms/", "regimes": "records/regimes/"}.get(path.parent.name, "records/full/")
             assert all(records in out for out in outs(stage) if out.startswith("reports/records")), name
     new, more = "${grid.more_attacks}", "${grid.more_defenses}"
     victims = ("${grid.paradigms}", "${grid.paradigm_attacks}", "${grid.main}")
+    regime_victims = ("${grid.regimes}", "${grid.regime_attacks}", "${grid.regime_defenses}")
     assert sorted(cells, key=str) == sorted([
         ("defend", None, new, "${grid.defenses}"), ("sequela", None, new, "${grid.main}"),
         ("defend", None, "${grid.attacks}", more), ("sequela", None, "${grid.attacks}", more),
         ("defend", None, new, more), ("sequela", None, new, more),
         ("defend", *victims), ("sequela", *victims),
+        ("defend", *regime_victims), ("sequela", *regime_victims),
         ("sequela", None, "${grid.cleansing_attacks}", "${grid.cleansers}")], key=str)
 
 

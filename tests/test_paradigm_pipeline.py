@@ -29,9 +29,7 @@ def stale(repo: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def repo(tiny_repo_base, tmp_path_factory) -> Path:
-    repo = tinyrepo.clone(tiny_repo_base, tmp_path_factory.mktemp("paradigms") / "repo")
-    tinyrepo.dvc("repro", BLOCK, cwd=repo)
-    return repo
+    return tinyrepo.with_block(tiny_repo_base, tmp_path_factory.mktemp("paradigms") / "repo", BLOCK)
 
 
 def test_every_victim_runs_to_the_report(repo):

@@ -65,6 +65,17 @@ def edited(path: str, value) -> dict:
     ("cleansers.ac.method", "cluster", "cleansers.ac.method"),
     ("cleansers.spectral.removal_factor", 0, "cleansers.spectral.removal_factor"),
     ("grid.cleansing_attacks", ["badnets", "blended"], "grid.cleansing_attacks"),  # the full report needs every attack
+    ("grid.regimes", ["membership", "federated"], "grid.regimes[1]"),
+    ("grid.regime_attacks", ["badnets", "trojan"], "grid.regime_attacks[1]"),
+    ("grid.regime_defenses", ["none", "magic"], "grid.regime_defenses[1]"),
+    ("grid.regime_defenses", ["ft", "sft"], "grid.regime_defenses"),  # every cell is compared to none
+    ("regimes.membership.train_size", 0, "regimes.membership.train_size"),
+    ("regimes.membership.train", {"epochs": -1}, "regimes.membership.train.epochs"),
+    ("regimes.membership.train", {"augment": {"flip": True}}, "regimes.membership.train.augment.flip"),
+    ("regimes.membership.epochs", 40, "regimes.membership.epochs"),  # belongs under train
+    ("sequela.attacks.rmia.offline_a", 1.5, "sequela.attacks.rmia.offline_a"),
+    ("sequela.attacks.rmia.fprs", [0.0], "sequela.attacks.rmia.fprs"),
+    ("report.bootstrap", 1, "report.bootstrap"),
 ])
 def test_bad_value_names_its_key(path, value, key):
     with pytest.raises(ConfigError) as error:
@@ -82,6 +93,21 @@ def test_default_params_are_valid():
 def test_a_training_time_defense_may_not_share_a_defense_name():
     with pytest.raises(ConfigError, match="^cleansers.ft: is also a defense's name"):
         parse_params(edited("cleansers.ft", {"method": "ac"}))
+
+
+def test_a_regime_overrides_only_what_it_names():
+    params = parse_params(DEFAULT)
+    regime = params.regimes["membership"].train
+    assert regime.epochs == DEFAULT["regimes"]["membership"]["train"]["epochs"]
+    assert (regime.augment.crop_padding, regime.augment.hflip) == (0, False)
+    assert (regime.lr, regime.batch_size) == (params.train.lr, params.train.batch_size)
+
+
+def test_a_regime_may_not_shadow_an_attack_or_paradigm_name():
+    with pytest.raises(ConfigError, match="^regimes.badnets: clashes with attack 'badnets'"):
+        parse_params(edited("regimes.badnets", {"train_size": 10}))
+    with pytest.raises(ConfigError, match="^regimes.encoder: is also a paradigm's name"):
+        parse_params(edited("regimes.encoder", {"train_size": 10}))
 
 
 def test_a_paradigm_may_not_shadow_an_attack_name():

@@ -3,6 +3,7 @@ selection of headline numbers and its after/delta table."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from backdoorlab.errors import ConfigError
@@ -38,15 +39,19 @@ def test_headline_metrics():
     assert attacks["p"].headline("robust_acc@0.1") and not attacks["p"].headline("success@0.1")
     assert attacks["r"].headline("asr@5")
     assert attacks["s"].headline("auc") and not attacks["s"].headline("tpr_at_fpr0.01")
+    assert attacks["m"].headline("gap") and not attacks["m"].headline("train_acc")
 
 
 def test_sequela_table_after_delta_and_baseline():
     results = {"none": {"r.asr@5": 0.9, "m.auc": 0.52}, "ft": {"r.asr@5": 0.6, "m.auc": 0.5}}
     results["none"]["r.asr@20"] = results["ft"]["r.asr@20"] = 1.0
-    frame = sequela_table(results, ["none", "ft"], {"r.asr@5": 0.1})
-    assert list(frame.columns[:4]) == ["m.auc after", "m.auc delta", "r.asr@5 after", "r.asr@5 delta"]
+    errors = {"none": {"m.auc": (0.02, 0.0)}, "ft": {"m.auc": (0.021, 0.007)}}
+    frame = sequela_table(results, ["none", "ft"], {"r.asr@5": 0.1}, errors)
+    assert list(frame.columns[:6]) == ["m.auc after", "m.auc after_se", "m.auc delta", "m.auc delta_se",
+                                       "r.asr@5 after", "r.asr@5 delta"]
     assert frame.loc["ft", "r.asr@5 after"] == 0.6
     assert frame.loc["ft", "r.asr@5 delta"] == pytest.approx(-0.3)
+    assert frame.loc["ft", "m.auc delta_se"] == 0.007 and pd.isna(frame.loc["none", "m.auc delta_se"])
     assert frame.loc["clean_model", "r.asr@5 after"] == 0.1
     assert list(frame.index) == ["none", "ft", "clean_model"]
 

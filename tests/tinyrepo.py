@@ -75,3 +75,10 @@ def clone(base: Path, dst: Path) -> Path:
     """A private copy of a built repository (git history, DVC cache and outputs included)."""
     shutil.copytree(base, dst, symlinks=True)
     return dst
+
+
+def with_block(base: Path, dst: Path, block: str) -> Path:
+    """A private copy of a built repository with one more pipeline file (``full/<x>/dvc.yaml``) reproduced."""
+    repo = clone(base, dst)
+    dvc("repro", block, cwd=repo)
+    return repo

@@ -68,11 +68,55 @@ class UtilitySettings:
                 f"must be in [0, 1], got {self.collapse_floor}")
 
 
+@dataclass(frozen=True)
+class ReportSettings:
+    # Bootstrap resamples of the membership attacks' evaluation scores, for the standard errors of
+    # their AUC and TPR and of each defense's change (paired: the same resamples for both models).
+    bootstrap: int = 500
+
+    def check(self, key: str) -> None:
+        require(self.bootstrap >= 2, f"{key}.bootstrap", f"must be >= 2, got {self.bootstrap}")
+
+
+@dataclass(frozen=True)
+class RegimeSettings:
+    """A training regime: victims ``<regime>-<attack>`` trained on ``train_size`` images of the
+    training split with ``train`` (the ``train`` section with the regime's overrides applied), as
+    are the regime's clean model and shadow models. The defender and the test set are unchanged."""
+
+    train_size: int
+    train: OptimConfig
+
+
+def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(base[key], value) if isinstance(value, Mapping) and isinstance(base.get(key), Mapping) else value
+    return out
+
+
+def parse_regimes(raw: Mapping[str, Any] | None, train: Mapping[str, Any]) -> dict[str, RegimeSettings]:
+    regimes = {}
+    for name, section in (raw or {}).items():
+        key = f"regimes.{name}"
+        require(isinstance(section, Mapping), key, "expected a mapping")
+        unknown = sorted(set(section) - {"train_size", "train"})
+        require(not unknown, f"{key}.{unknown[0] if unknown else ''}", "unknown parameter (known: train_size, train)")
+        size = section.get("train_size")
+        require(isinstance(size, int) and not isinstance(size, bool) and size > 0, f"{key}.train_size",
+                f"must be a positive integer, got {size!r}")
+        overrides = section.get("train") or {}
+        require(isinstance(overrides, Mapping), f"{key}.train", "expected a mapping (overrides of train)")
+        regimes[name] = RegimeSettings(size, parse_section(OptimConfig, merged(train, overrides), f"{key}.train"))
+    return regimes
+
+
 # What a report covers: the default run; every attack against the default run's defenses (the
-# full matrix's attacks block); every cell of the full matrix; or the transfer and encoder
-# paradigms' victims against the main defenses.
-Scope = Literal["default", "attacks", "full", "paradigms"]
-SCOPES: tuple[Scope, ...] = ("default", "attacks", "full", "paradigms")
+# full matrix's attacks block); every cell of the full matrix; the transfer and encoder
+# paradigms' victims against the main defenses; or the training regimes' victims against them.
+Scope = Literal["default", "attacks", "full", "paradigms", "regimes"]
+SCOPES: tuple[Scope, ...] = ("default", "attacks", "full", "paradigms", "regimes")
 
 
 @dataclass(frozen=True)
@@ -95,27 +139,42 @@ class GridSettings:
     cleansers: list[str] = field(default_factory=list)
     # Every attack of attacks + more_attacks, spelt out: a DVC matrix takes one list.
     cleansing_attacks: list[str] = field(default_factory=list)
+    # The training regimes (full/regimes/dvc.yaml): each of these attacks planted under each regime,
+    # a victim named <regime>-<attack>, against these defenses (each probed by the sequela attacks).
+    regimes: list[str] = field(default_factory=list)
+    regime_attacks: list[str] = field(default_factory=list)
+    regime_defenses: list[str] = field(default_factory=list)
 
     def victims(self) -> list[str]:
         """The paradigms' victims, ``<paradigm>-<attack>``."""
         return [f"{paradigm}-{attack}" for paradigm in self.paradigms for attack in self.paradigm_attacks]
 
+    def regime_victims(self) -> list[str]:
+        """The regimes' victims, ``<regime>-<attack>``."""
+        return [f"{regime}-{attack}" for regime in self.regimes for attack in self.regime_attacks]
+
     def attack_list(self, scope: Scope) -> list[str]:
         """The attacks (victims) of a report's scope: the default run's, with the full matrix's
-        too, or the paradigms' victims."""
+        too, or the paradigms' or regimes' victims."""
         if scope == "paradigms":
             return self.victims()
+        if scope == "regimes":
+            return self.regime_victims()
         return list(self.attacks) if scope == "default" else self.attacks + self.more_attacks
 
     def cells(self, scope: Scope) -> list[str]:
         """The defense instances of a report's scope (more_defenses only in the full matrix; the
-        paradigms' victims meet the main ones)."""
+        paradigms' and regimes' victims meet the main ones)."""
+        if scope == "regimes":
+            return list(self.regime_defenses)
         if scope == "paradigms":
             return list(self.main)
         return self.defenses + self.more_defenses + self.cleansers if scope == "full" else list(self.defenses)
 
     def main_cells(self, scope: Scope) -> list[str]:
         """Those in the main table and probed by the sequela attacks."""
+        if scope == "regimes":
+            return list(self.regime_defenses)
         if scope != "full":
             return list(self.main)
         cells = self.main + self.more_defenses + self.cleansers
@@ -136,11 +195,13 @@ class Params:
     attacks: dict[str, Attack]
     defenses: dict[str, DefenseSpec]
     paradigms: dict[str, Paradigm]
+    regimes: dict[str, RegimeSettings]
     cleansers: dict[str, Cleanser]
     grid: GridSettings
     utility: UtilitySettings
     sequela: SequelaSettings
     landscape: LandscapeSettings
+    report: ReportSettings
     launch: LaunchSettings  # read only by the Ray launcher, never a stage param
 
     def torch_device(self) -> torch.device:
@@ -203,7 +264,7 @@ def check_grid_names(grid: GridSettings, kind: str, defined: Mapping[str, Any], 
             require(name in defined, f"grid.{field_name}[{i}]",
                     f"unknown {kind} {name!r} (defined: {', '.join(defined)})")
     default, more = fields[0], fields[-1]
-    for i, name in enumerate(getattr(grid, more)):
+    for i, name in enumerate(getattr(grid, more) if more != default else []):
         require(name not in getattr(grid, default), f"grid.{more}[{i}]",
                 f"{name!r} is already in grid.{default} ({subject} runs in one of the two grids)")
 
@@ -229,6 +290,22 @@ def check_paradigm_grid(grid: GridSettings, paradigms: Mapping[str, Paradigm], r
             attack = build_attack(name, raw_attacks[name], dataset.image_shape, len(classes))
             check_task_attack(attack, f"grid.paradigm_attacks[{i}]")
             paradigms[paradigm].check_attack(attack, f"grid.paradigm_attacks[{i}] ({name} in paradigm {paradigm})")
+
+
+def check_regime_grid(grid: GridSettings, regimes: Mapping[str, RegimeSettings], attacks: Mapping[str, Attack],
+                      defenses: Mapping[str, DefenseSpec], paradigms: Mapping[str, Paradigm]) -> None:
+    """Every regime, attack and defense of the regimes' grid is defined, ``none`` among the defenses;
+    no victim id ``<regime>-<attack>`` can be read as an attack's or a paradigm victim's name."""
+    for name in regimes:
+        require(name not in paradigms, f"regimes.{name}", "is also a paradigm's name (both name victims <name>-<attack>)")
+        for attack in attacks:
+            require(attack != name and not attack.startswith(f"{name}-"), f"regimes.{name}",
+                    f"clashes with attack {attack!r} (victims are named <regime>-<attack>)")
+    check_grid_names(grid, "training regime", regimes, ("regimes",), "a regime")
+    check_grid_names(grid, "attack", attacks, ("regime_attacks",), "an attack")
+    check_grid_names(grid, "defense", defenses, ("regime_defenses",), "a defense")
+    require(not grid.regimes or "none" in grid.regime_defenses, "grid.regime_defenses",
+            "must include 'none' (method none): every other cell is compared to it")
 
 
 def parse_params(raw: Mapping[str, Any]) -> Params:
@@ -277,6 +354,8 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
             "report has a cell for each attack and training-time defense")
     paradigms = {name: build_paradigm(name, section) for name, section in (raw.get("paradigms") or {}).items()}
     check_paradigm_grid(grid, paradigms, _section(raw, "attacks"), dataset)
+    regimes = parse_regimes(raw.get("regimes"), _section(raw, "train"))
+    check_regime_grid(grid, regimes, attacks, defenses, paradigms)
 
     landscape = parse_section(LandscapeSettings, raw.get("landscape"), "landscape")
     for i, name in enumerate(landscape.defenses):
@@ -284,10 +363,11 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
 
     return Params(raw=raw, seed=seed, device=device, deterministic=deterministic, data=data, dataset=dataset,
                   model_arch=model_raw["arch"], model_params=model_raw, train=train,
-                  attacks=attacks, defenses=defenses, paradigms=paradigms, cleansers=cleansers, grid=grid,
+                  attacks=attacks, defenses=defenses, paradigms=paradigms, regimes=regimes, cleansers=cleansers, grid=grid,
                   utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),
                   sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
-                  landscape=landscape, launch=parse_launch(raw.get("launch")))
+                  landscape=landscape, report=parse_section(ReportSettings, raw.get("report"), "report"),
+                  launch=parse_launch(raw.get("launch")))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -21,27 +21,38 @@ from torch import nn
 from backdoorlab.config import Params, derive_seed, generator_for
 from backdoorlab.errors import DataError
 from backdoorlab.io import load_tensors
+from backdoorlab.models import load_model
 from backdoorlab.sequela import SequelaAttack, SequelaContext
-from backdoorlab.sequela.base import ShadowOutputs
+from backdoorlab.sequela.base import MembershipScores, ReferenceModels
 from backdoorlab.settings import require
-from backdoorlab.workspace import SHADOW_SPLITS, load_attack, load_poisoned, load_task
+from backdoorlab.workspace import (Task, load_attack, load_poisoned, load_splits, load_task, model_spec, paradigm_of,
+                                   regime_of, shadow_model_file, shadow_splits_file)
 
 
-def load_shadows(params: Params) -> list[ShadowOutputs]:
-    """Each shadow model's logits on its members and non-members (written by the shadow stage)."""
-    tensors = load_tensors(SHADOW_SPLITS)
-    count = params.sequela.shadow.models
-    if tensors.get("member_logits") is None or len(tensors["member_logits"]) != count:
-        raise DataError(f"{SHADOW_SPLITS}: not the {count} shadow models of sequela.shadow.models "
-                        "(run the shadow stage)")
-    return [ShadowOutputs(tensors["member_logits"][i], tensors["non_member_logits"][i]) for i in range(count)]
+def load_reference(params: Params, victim: str, task: Task) -> ReferenceModels:
+    """The shadow models of the victim's recipe (the default one, or its regime's), with their
+    logits on the shadow split and which half each trained on (written by the shadow stage); for a
+    paradigm's task of fewer classes, as classifiers of those classes on their shadow samples."""
+    regime = regime_of(params, victim)
+    path, count = shadow_splits_file(regime), params.sequela.shadow.models
+    tensors = load_tensors(path)
+    if tensors.get("logits") is None or len(tensors["logits"]) != count:
+        raise DataError(f"{path}: not the {count} shadow models of sequela.shadow.models (run the shadow stage)")
+    device, spec = params.torch_device(), model_spec(params)  # the shadow models' task: every class
+    models = [load_model(spec, shadow_model_file(regime, i)).to(device).eval() for i in range(count)]
+    reference = ReferenceModels(load_splits().shadow, tensors["logits"], tensors["trained_on"], models)
+    paradigm = paradigm_of(params, victim)
+    if paradigm is None or task.spec.num_classes == spec.num_classes:
+        return reference
+    return reference.restricted(params.paradigms[paradigm].downstream_classes(spec.num_classes), task.splits.shadow)
 
 
 def build_context(params: Params, attack_name: str, defense_fraction: float, label: str,
                   with_shadows: bool) -> SequelaContext:
     """Members: training samples the backdoored model saw unpoisoned; non-members: held-out test
     samples; each split in an evaluation half and a calibration half of ``sequela.samples`` (capped at
-    half the smaller pool, which binds only for a paradigm's downstream task of a few classes).
+    half the smaller pool, which binds for a paradigm's downstream task of a few classes and for a
+    regime's small training set).
     ``attack_name`` is a victim (an attack, or ``<paradigm>-<attack>``): its task's splits."""
     task = load_task(params, attack_name)
     splits = task.splits
@@ -61,26 +72,36 @@ def build_context(params: Params, attack_name: str, defense_fraction: float, lab
     return SequelaContext(
         spec=task.spec, device=params.torch_device(),
         generator=torch.Generator(),  # replaced per instance by run_attacks
-        members=splits.train.subset(members[:n]), non_members=splits.test.subset(non_members[:n]),
-        calibration_members=splits.train.subset(members[n:2 * n]),
+        members=poisoned.train.subset(members[:n]), non_members=splits.test.subset(non_members[:n]),
+        calibration_members=poisoned.train.subset(members[n:2 * n]),
         calibration_non_members=splits.test.subset(non_members[n:2 * n]),
         clean_test=splits.test, attack=attack,
         defense_data=splits.defense_subset(defense_fraction), triggered_test=attack.triggered_test(splits.test),
-        shadows=load_shadows(params) if with_shadows else [], label=label)
+        reference=load_reference(params, attack_name, task) if with_shadows else None, label=label)
 
 
 def run_attacks(params: Params, attack_name: str, attacks: Mapping[str, SequelaAttack], model: nn.Module,
-                ctx: SequelaContext) -> dict[str, float]:
+                ctx: SequelaContext) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """``{"<instance>.<metric>": value}`` plus ``<instance>.seconds``, each instance seeded by
-    (seed, attack, instance) alone."""
+    (seed, attack, instance) alone; and the membership attacks' evaluation scores,
+    ``{"<instance>[.<score>]/members": ..., ".../non_members": ...}``."""
     results: dict[str, float] = {}
+    scores: dict[str, torch.Tensor] = {}
     for name, attack in attacks.items():
         torch.manual_seed(derive_seed(params.seed, "sequela", attack_name, name))
         instance_ctx = dataclasses.replace(ctx, generator=generator_for(params.seed, "sequela", attack_name, name))
         model.eval()
         started = time.perf_counter()
-        for metric, value in attack.run(model, instance_ctx).items():
+        measurement = attack.measure(model, instance_ctx)
+        for metric, value in measurement.metrics.items():
             results[f"{name}.{metric}"] = value
+        for score, values in measurement.scores.items():
+            scores.update(score_tensors(f"{name}.{score}" if score else name, values))
         results[f"{name}.seconds"] = time.perf_counter() - started
         print(f"[{ctx.label}] {name} done ({results[f'{name}.seconds']:.1f} s)", file=sys.stderr)
-    return results
+    return results, scores
+
+
+def score_tensors(prefix: str, scores: MembershipScores) -> dict[str, torch.Tensor]:
+    """The evaluation scores the report resamples (the calibration ones only chose a threshold)."""
+    return {f"{prefix}/members": scores.members.double(), f"{prefix}/non_members": scores.non_members.double()}

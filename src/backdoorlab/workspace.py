@@ -12,6 +12,7 @@ One place for the file layout, so the DVC stages (dvc.yaml) and the library agre
     models/<paradigm>/clean.safetensors      its clean counterpart: the victim's training without any attack
     models/<paradigm>-<attack>/upstream.safetensors  what that victim downloads (implant stage)
     models/shadow/                     the membership attacker's shadow models and their splits
+    models/<regime>/shadow/, models/<regime>/clean.safetensors   the same, for a training regime
     reports/records/                   each stage's raw JSON record (DVC-cached, not in git)
     reports/...                        everything else: tables, figures, summary, committed to git
 
@@ -25,6 +26,11 @@ root pipeline), or ``<paradigm>-<attack>`` for the transfer and encoder paradigm
 live under ``reports/records/paradigms/`` (outside ``full/``: the full report does not read them). The stages after the backdoored model (defend,
 sequela, re-injection baseline) take a victim wherever they take an attack, and read its task
 (the paradigm's downstream classes) through :func:`load_task`.
+
+A victim ``<regime>-<attack>`` is an attack planted under a training regime (``regimes.<regime>``:
+fewer training images, its own recipe); its records live under ``reports/records/regimes/``.
+The regime's victims, clean model and shadow models train on its recipe; the defender and the test
+set are the default run's.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from backdoorlab.io import load_tensors, read_json
 from backdoorlab.models.base import ModelSpec
 from backdoorlab.paradigms.base import ParadigmContext
 from backdoorlab.paradigms.transfer import class_subset
+from backdoorlab.training.loop import OptimConfig
 
 PREPARED = Path("data/prepared")
 SPLITS_FILE = PREPARED / "splits.safetensors"
@@ -67,8 +74,18 @@ def model_file(attack: str, name: str) -> Path:
     return Path("models") / attack / f"{name}.safetensors"
 
 
-def shadow_model_file(index: int) -> Path:
-    return SHADOW_DIR / f"shadow_{index}.safetensors"
+def shadow_dir(regime: str | None) -> Path:
+    """The membership attacker's shadow models: of the default recipe, or of a regime's."""
+    return SHADOW_DIR if regime is None else Path("models") / regime / "shadow"
+
+
+def shadow_model_file(regime: str | None, index: int) -> Path:
+    return shadow_dir(regime) / f"shadow_{index}.safetensors"
+
+
+def shadow_splits_file(regime: str | None) -> Path:
+    """Each shadow model's training half of the shadow split, and its logits on all of it."""
+    return shadow_dir(regime) / SHADOW_SPLITS.name
 
 
 def trigger_file(attack: str) -> Path:
@@ -82,10 +99,24 @@ def paradigm_of(params: Params, victim: str) -> str | None:
     return head if dash and head in params.paradigms else None
 
 
+def regime_of(params: Params, victim: str) -> str | None:
+    """The training regime of a victim ``<regime>-<attack>``; None for any other victim."""
+    head, dash, _ = victim.partition("-")
+    return head if dash and head in params.regimes else None
+
+
 def attack_of(params: Params, victim: str) -> str:
     """The attack a victim was planted with (its own name for the standalone paradigm)."""
-    paradigm = paradigm_of(params, victim)
-    return victim if paradigm is None else victim.removeprefix(f"{paradigm}-")
+    prefix = paradigm_of(params, victim) or regime_of(params, victim)
+    return victim if prefix is None else victim.removeprefix(f"{prefix}-")
+
+
+def training_recipe(params: Params, victim_or_regime: str | None) -> OptimConfig:
+    """The recipe a victim (or a regime's clean and shadow models) trains with: its regime's, or ``train``."""
+    if victim_or_regime is None:
+        return params.train
+    regime = victim_or_regime if victim_or_regime in params.regimes else regime_of(params, victim_or_regime)
+    return params.train if regime is None else params.regimes[regime].train
 
 
 def upstream_file(paradigm: str) -> Path:
@@ -103,10 +134,15 @@ def counterpart_file(paradigm: str) -> Path:
     return Path("models") / paradigm / "clean.safetensors"
 
 
+def regime_clean_model_file(regime: str | None) -> Path:
+    """The model trained without poison (stage ``train_clean``), with the default recipe or a regime's."""
+    return CLEAN_MODEL if regime is None else Path("models") / regime / "clean.safetensors"
+
+
 def clean_model_file(params: Params, victim: str) -> Path:
     """The model the victim would have without the attack: the re-injection baseline."""
     paradigm = paradigm_of(params, victim)
-    return CLEAN_MODEL if paradigm is None else counterpart_file(paradigm)
+    return regime_clean_model_file(regime_of(params, victim)) if paradigm is None else counterpart_file(paradigm)
 
 
 def paradigm_records(kind: str, name: str) -> Path:
@@ -128,6 +164,8 @@ def records_root(params: Params, attack: str, defense: str | None = None) -> Pat
         return RECORDS
     if paradigm_of(params, attack) is not None:
         return RECORDS / "paradigms"
+    if regime_of(params, attack) is not None:
+        return RECORDS / "regimes"
     if defense in params.cleansers:
         return RECORDS / "full" / "cleansing"
     if attack in params.grid.attacks:
@@ -135,8 +173,15 @@ def records_root(params: Params, attack: str, defense: str | None = None) -> Pat
     return RECORDS / "full" / ("attacks" if defense is None or defense in params.grid.defenses else "both")
 
 
+def regime_records(regime: str | None) -> Path:
+    """Where the records of a regime's clean and shadow models go (the default run's: ``records/``)."""
+    return RECORDS if regime is None else RECORDS / "regimes" / regime
+
+
 def reports_root(params: Params, attack: str) -> Path:
     """Where an attack's trigger preview and landscape go (read by the reports that show it)."""
+    if regime_of(params, attack) is not None:
+        return REPORTS / "regimes"
     return REPORTS if in_default_run(params, attack) else REPORTS / "attacks"
 
 
@@ -227,6 +272,24 @@ class Task:
     spec: ModelSpec
 
 
+def victim_training_set(params: Params, victim: str, splits: Splits) -> ImageSet:
+    """The clean images a victim is poisoned and trained on: the whole training split, or a
+    regime's :func:`regime_training_set`."""
+    regime = regime_of(params, victim)
+    return splits.train if regime is None else regime_training_set(params, regime, splits)
+
+
+def regime_training_set(params: Params, regime: str, splits: Splits) -> ImageSet:
+    """A regime's ``train_size`` training images: the last of the seeded defender order, so they
+    never overlap the defender's clean data (the first of that order), which stays the default run's."""
+    size = params.regimes[regime].train_size
+    defender = max(len(splits.defender_positions(params.clean_fraction(d))) for d in params.grid.regime_defenses)
+    if size + defender > len(splits.train):
+        raise ConfigError(f"regimes.{regime}.train_size: {size} images and the defender's {defender} do not fit "
+                          f"in the {len(splits.train)}-image training split")
+    return splits.train.subset(splits.defense_order[len(splits.defense_order) - size:])
+
+
 def paradigm_task(params: Params, paradigm: str) -> Task:
     """The downstream task of ``paradigms.<paradigm>`` (the data set's own when it keeps every class)."""
     splits, spec = load_splits(), model_spec(params)
@@ -274,7 +337,8 @@ def load_attack(params: Params, name: str, state: Path | None = None) -> Attack:
     its task) with its trigger state restored from ``state`` (default: the final state the
     ``train`` or ``downstream`` stage wrote)."""
     paradigm, path = paradigm_of(params, name), state or trigger_file(name)
-    attack = params.attacks[name] if paradigm is None else params.paradigm_attack(paradigm, attack_of(params, name))
+    attack = (params.attacks[attack_of(params, name)] if paradigm is None
+              else params.paradigm_attack(paradigm, attack_of(params, name)))
     try:
         attack.load_state(load_tensors(path))
     except KeyError as error:
@@ -307,13 +371,16 @@ def stage_arguments(doc: str | None, *names: str) -> argparse.Namespace:
 
 
 def require_known(params: Params, attack: str | None = None, defense: str | None = None,
-                  paradigm: str | None = None, cleanser: str | None = None) -> None:
-    """One-line errors for a stage asked to run an attack (or victim ``<paradigm>-<attack>``),
-    defense (post-training, or training-time for the cells they share), paradigm or training-time
-    defense params.yaml does not define."""
+                  paradigm: str | None = None, cleanser: str | None = None, regime: str | None = None) -> None:
+    """One-line errors for a stage asked to run an attack (or victim ``<paradigm>-<attack>``,
+    ``<regime>-<attack>``), defense (post-training, or training-time for the cells they share),
+    paradigm, training-time defense or training regime params.yaml does not define."""
     if cleanser is not None and cleanser not in params.cleansers:
         raise ConfigError(f"cleanser {cleanser!r}: not in params.yaml's cleansers "
                           f"(defined: {', '.join(params.cleansers) or 'none'})")
+    if regime is not None and regime not in params.regimes:
+        raise ConfigError(f"regime {regime!r}: not in params.yaml's regimes "
+                          f"(defined: {', '.join(params.regimes) or 'none'})")
     if paradigm is not None and paradigm not in params.paradigms:
         raise ConfigError(f"paradigm {paradigm!r}: not in params.yaml's paradigms "
                           f"(defined: {', '.join(params.paradigms) or 'none'})")

@@ -35,12 +35,15 @@ def trigger_preview(clean: torch.Tensor, triggered: torch.Tensor, path: str | Pa
     save(figure, path)
 
 
-def grouped_bars(ax: plt.Axes, groups: Sequence[str], series: dict[str, Sequence[float]], ylabel: str) -> None:
-    """Bars of several named series side by side for each group label."""
+def grouped_bars(ax: plt.Axes, groups: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
+                 errors: dict[str, Sequence[float]] | None = None) -> None:
+    """Bars of several named series side by side for each group label, with error bars for the
+    series ``errors`` names (their half-widths)."""
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(groups))
     for i, (name, values) in enumerate(series.items()):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name,
+               yerr=(errors or {}).get(name), capsize=2, error_kw={"linewidth": 0.8})
     ax.set_xticks(x, groups, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="black", linewidth=0.6)

@@ -1,7 +1,7 @@
 """Figures of the backdoor sequela: one question per figure, one panel per backdoor attack.
 
-- membership inference: every MIA AUC of each defense, with the undefended model (``none``) as the
-  "before" group and chance (0.5) marked;
+- membership inference: each defense's change of every headline MIA AUC against the undefended
+  model, with 95% intervals from the paired bootstrap (the undefended AUCs, with theirs, in the legend);
 - adversarial examples: robust accuracy against eps, one line per defense, a figure per instance;
 - re-injection: ASR against the number of poisoned samples k, one line per defense plus the model
   trained without poison (the baseline a defended model should not beat).
@@ -13,10 +13,11 @@ Curves are found from the metric names (``<instance>.robust_acc@<eps>``, ``<inst
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
 from backdoorlab.reporting.summary import SequelaResults
+from backdoorlab.reporting.uncertainty import Uncertainty
 
 
 def curve_points(metrics: dict[str, float], prefix: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -30,17 +31,20 @@ def curve_points(metrics: dict[str, float], prefix: str) -> dict[str, tuple[list
     return {instance: ([x for x, _ in sorted(p)], [y for _, y in sorted(p)]) for instance, p in points.items()}
 
 
-def mia_auc_figure(path: Path, attacks: Sequence[str], defenses: Sequence[str], results: SequelaResults) -> None:
-    figure, axes = panels(len(attacks), width=max(5.0, 0.9 * len(defenses)))
+def mia_auc_figure(path: Path, attacks: Sequence[str], defenses: Sequence[str], results: SequelaResults,
+                   errors: Uncertainty, headline: Callable[[str], bool]) -> None:
+    """Per attack, the change of each headline membership AUC per defense, +-1.96 paired standard errors."""
+    changed = [d for d in defenses if d != "none"]
+    figure, axes = panels(len(attacks), width=max(5.5, 0.9 * len(changed) + 2.5), height=4.8)
     for ax, attack in zip(axes, attacks):
-        keys = [k for k in results[attack]["none"] if k.endswith(".auc")]
-        groups = ["none (before)" if d == "none" else d for d in defenses]
-        grouped_bars(ax, groups, {k.removesuffix(".auc"): [results[attack][d][k] for d in defenses] for k in keys},
-                     "membership inference AUC")
-        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
-        values = [results[attack][d][k] for d in defenses for k in keys]
-        ax.set_ylim(min(0.45, min(values) - 0.02), max(0.6, max(values) + 0.02))
-        ax.set_title(f"{attack}: MIA AUC (0.5 = chance)")
+        before, error = results[attack]["none"], errors[attack]
+        keys = [k for k in error["none"] if k.endswith(".auc") and headline(k)]
+        labels = {k: f"{k.removesuffix('.auc')} (before {before[k]:.3f} ± {error['none'][k][0]:.3f})" for k in keys}
+        grouped_bars(ax, changed, {labels[k]: [results[attack][d][k] - before[k] for d in changed] for k in keys},
+                     "AUC change (after - before)",
+                     errors={labels[k]: [1.96 * error[d][k][1] for d in changed] for k in keys})
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars grow downwards
+        ax.set_title(f"{attack}: MIA AUC change (95% CI)", fontsize=10)
     save(figure, path)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -84,10 +84,11 @@ def metric_order(key: str) -> tuple[str, str, float]:
     return instance, name, float(x) if at else 0.0
 
 
-def sequela_table(results: dict[str, dict[str, float]], defenses: Iterable[str],
-                  baseline: dict[str, float]) -> pd.DataFrame:
+def sequela_table(results: dict[str, dict[str, float]], defenses: Iterable[str], baseline: dict[str, float],
+                  errors: dict[str, dict[str, tuple[float, float]]]) -> pd.DataFrame:
     """One attack: defenses as rows, every sequela metric as ``<metric> after`` and ``<metric> delta``
-    (after - before, before being the undefended model ``none``); a last row ``clean_model`` holds
+    (after - before, before being the undefended model ``none``), with ``after_se`` and ``delta_se``
+    where ``errors`` has standard errors (the membership numbers); a last row ``clean_model`` holds
     the re-injection numbers of the model trained without poison (no delta: it has no "before")."""
     before = results["none"]
     rows = {}
@@ -95,31 +96,71 @@ def sequela_table(results: dict[str, dict[str, float]], defenses: Iterable[str],
         row = {}
         for metric in sorted(results[defense], key=metric_order):
             row[f"{metric} after"] = round(results[defense][metric], 4)
+            if metric in errors.get(defense, {}):
+                row[f"{metric} after_se"] = round(errors[defense][metric][0], 4)
             row[f"{metric} delta"] = round(results[defense][metric] - before[metric], 4)
+            if metric in errors.get(defense, {}) and defense != "none":
+                row[f"{metric} delta_se"] = round(errors[defense][metric][1], 4)
         rows[defense] = row
     rows["clean_model"] = {f"{metric} after": round(value, 4) for metric, value in baseline.items()}
     frame = pd.DataFrame.from_dict(rows, orient="index")
+    parts = ("after", "after_se", "delta", "delta_se")
+    frame = frame[sorted(frame.columns, key=lambda c: (metric_order(c.rsplit(" ", 1)[0]), parts.index(c.rsplit(" ", 1)[1])))]
     frame.index.name = "defense"
     return frame
 
 
+def with_error(value: float, error: float | None, signed: bool = False) -> str:
+    """``0.612 ± 0.018`` (``+`` shown when ``signed``), or the value alone without an error."""
+    text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    return text if error is None or pd.isna(error) else f"{text} ± {error:.3f}"
+
+
 def write_sequela_table(frame: pd.DataFrame, stem: Path, title: str) -> None:
     """CSV with every column; Markdown with one section per sequela instance and one column per
-    metric, each cell ``after (delta)`` (a single table of everything would be too wide to read)."""
+    metric, each cell ``after (delta)``, with ``± standard error`` where there is one (a single table
+    of everything would be too wide to read)."""
     write_text(stem.with_suffix(".csv"), frame.to_csv())
     metrics = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in frame.columns))
     parts = [f"# {title}\n\nEach cell: `after (delta)`, after = the defended model, "
-             "delta = after - before (the undefended model `none`); `clean_model`: trained without poison."]
+             "delta = after - before (the undefended model `none`); `clean_model`: trained without poison. "
+             "`± x`: bootstrap standard error (of the delta: paired, the same resampled members and "
+             "non-members for both models)."]
     for instance in dict.fromkeys(m.partition(".")[0] for m in metrics):
         section = {}
         for metric in (m for m in metrics if m.partition(".")[0] == instance):
-            after, delta = frame[f"{metric} after"], frame[f"{metric} delta"]
+            column = {part: frame.get(f"{metric} {part}", pd.Series(index=frame.index, dtype=float))
+                      for part in ("after", "after_se", "delta", "delta_se")}
             section[metric.partition(".")[2]] = [
-                "" if pd.isna(a) else f"{a:.3f}" if pd.isna(d) else f"{a:.3f} ({d:+.3f})" for a, d in zip(after, delta)]
+                "" if pd.isna(a) else with_error(a, ae) if pd.isna(d)
+                else f"{with_error(a, ae)} ({with_error(d, de, signed=True)})"
+                for a, ae, d, de in zip(*column.values())]
         table = pd.DataFrame(section, index=frame.index)
         table = table[(table != "").any(axis=1)]
         parts.append(f"## {instance}\n\n{table.to_markdown()}")
     write_text(stem.with_suffix(".md"), "\n\n".join(parts) + "\n")
+
+
+def membership_table(records: dict[str, Record], results: dict[str, dict[str, dict[str, float]]],
+                     errors: dict[str, dict[str, dict[str, tuple[float, float]]]], attacks: Iterable[str],
+                     defenses: Iterable[str], headline: Callable[[str], bool]) -> pd.DataFrame:
+    """One row per (attack, main defense): CA / ASR, the generalisation gap (accuracy on the
+    evaluation members minus non-members) and every headline membership number with its standard
+    error, then its change against ``none`` with the paired standard error."""
+    rows = []
+    for attack in attacks:
+        for defense in defenses:
+            record, numbers, error = records[f"{attack}-{defense}"], results[attack][defense], errors[attack][defense]
+            row: dict[str, Any] = {"cell": f"{attack}-{defense}", "CA / ASR %": ca_asr(record)}
+            row.update({f"{name.replace('_', ' ')} %": f"{100 * numbers[key]:.1f}"
+                        for name in ("train_acc", "test_acc", "gap")
+                        for key in numbers if key.endswith(f".{name}")})
+            for key in (k for k in error if headline(k)):
+                before = results[attack]["none"][key]
+                text = with_error(numbers[key], error[key][0])
+                row[key] = text if defense == "none" else f"{text} ({with_error(numbers[key] - before, error[key][1], signed=True)})"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("cell")
 
 
 def paradigm_table(rows: list[Record]) -> pd.DataFrame:

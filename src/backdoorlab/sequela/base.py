@@ -21,12 +21,46 @@ from backdoorlab.settings import check_positive, parse_section, require
 
 
 @dataclass(frozen=True)
-class ShadowOutputs:
-    """A shadow model's logits on the samples it trained on and on its held-out samples: the
-    ground truth the membership attacker learns from (computed once, by the ``shadow`` stage)."""
+class ReferenceModels:
+    """The membership attacker's shadow (reference) models, trained by the ``shadow`` stage with the
+    target's recipe, each on a seeded half of the attacker's own data (``population``), so the
+    attacker knows which samples each saw. Their logits on that data are computed once; ``models``
+    answer queries on other samples (RMIA asks them about the target's candidates)."""
 
-    members: torch.Tensor  # (N, classes)
-    non_members: torch.Tensor  # (N, classes)
+    population: ImageSet
+    logits: torch.Tensor  # (models, population, classes)
+    trained_on: torch.Tensor  # (models, population) bool: which samples each model trained on
+    models: list[nn.Module]
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def members_of(self, index: int) -> torch.Tensor:
+        """Logits of model ``index`` on the samples it trained on."""
+        return self.logits[index][self.trained_on[index]]
+
+    def non_members_of(self, index: int) -> torch.Tensor:
+        """Logits of model ``index`` on the samples it never saw."""
+        return self.logits[index][~self.trained_on[index]]
+
+    def restricted(self, classes: list[int], population: ImageSet) -> "ReferenceModels":
+        """The same models as classifiers of ``classes`` only (their logits of those classes, in list
+        order), on ``population``: the samples of those classes, relabelled in that order (a
+        paradigm's downstream task that keeps some of the data set's classes)."""
+        keep, index = torch.isin(self.population.labels, torch.tensor(classes)), torch.tensor(classes)
+        return ReferenceModels(population, self.logits[:, keep][..., index], self.trained_on[:, keep],
+                               [ClassSubset(model, index) for model in self.models])
+
+
+class ClassSubset(nn.Module):
+    """A classifier's logits of some classes only, in a given order."""
+
+    def __init__(self, model: nn.Module, index: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.index = model, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.index.to(x.device)]
 
 
 @dataclass
@@ -48,13 +82,34 @@ class SequelaContext:
     attack: Attack  # the backdoor attack of this cell (re-injection re-uses its trigger)
     defense_data: ImageSet  # the defender's clean subset
     triggered_test: TriggeredSet  # this attack's triggered test set (re-injection's ASR)
-    shadows: list[ShadowOutputs] = field(default_factory=list)  # for the shadow-model attack
+    reference: ReferenceModels | None = None  # the shadow-model attack's and RMIA's
     label: str = "sequela"
 
 
+@dataclass(frozen=True)
+class MembershipScores:
+    """A membership attack's per-sample scores (larger: more likely a member) on the evaluation and
+    calibration splits."""
+
+    members: torch.Tensor
+    non_members: torch.Tensor
+    calibration_members: torch.Tensor
+    calibration_non_members: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What an instance measured: its numbers and, for a membership attack, the per-sample scores
+    behind them (``{score name: scores}``; the name is empty for an attack with one score), which
+    the sequela stage keeps so the report can resample them for standard errors."""
+
+    metrics: dict[str, float]
+    scores: dict[str, MembershipScores] = field(default_factory=dict)
+
+
 class SequelaAttack:
-    """Base class. Subclasses define a ``Config`` dataclass and ``run``; ``key`` is the instance's
-    params.yaml key, for errors that only the data can reveal."""
+    """Base class. Subclasses define a ``Config`` dataclass and ``run`` (or ``measure``); ``key`` is
+    the instance's params.yaml key, for errors that only the data can reveal."""
 
     Config: ClassVar[type]
 
@@ -65,6 +120,10 @@ class SequelaAttack:
     def run(self, model: nn.Module, ctx: SequelaContext) -> dict[str, float]:
         """Attack ``model`` (which must be left unchanged) and return ``{metric: value}``."""
         raise NotImplementedError
+
+    def measure(self, model: nn.Module, ctx: SequelaContext) -> Measurement:
+        """``run``'s numbers, with whatever per-sample data a subclass keeps."""
+        return Measurement(self.run(model, ctx))
 
     def headline(self, metric: str) -> bool:
         """Whether ``metric`` belongs in ``reports/summary.json``. Every metric reaches the per-cell

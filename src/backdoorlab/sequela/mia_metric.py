@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.sequela.base import SEQUELA, SequelaAttack, SequelaContext
-from backdoorlab.sequela.scores import membership_report
+from backdoorlab.sequela.base import SEQUELA, Measurement, MembershipScores, SequelaContext
+from backdoorlab.sequela.membership import MembershipAttack
 from backdoorlab.settings import require
 from backdoorlab.training.loop import predict_logits
 
@@ -44,7 +44,10 @@ def membership_scores(logits: torch.Tensor, labels: torch.Tensor, metric: str) -
 
 
 @SEQUELA.register("mia_metric")
-class MetricMIA(SequelaAttack):
+class MetricMIA(MembershipAttack):
+    """Also reports the model's accuracy on the evaluation members and non-members, and their gap:
+    the generalisation gap these scores feed on, beside the numbers it explains."""
+
     @dataclass(frozen=True)
     class Config:
         metrics: list[Metric] = ("loss", "confidence", "entropy", "modified_entropy")  # type: ignore[assignment]
@@ -54,18 +57,16 @@ class MetricMIA(SequelaAttack):
             require(len(self.metrics) > 0, f"{key}.metrics", "must name at least one metric")
             require(0 < self.fpr < 1, f"{key}.fpr", f"must be in (0, 1), got {self.fpr}")
 
-    def run(self, model: nn.Module, ctx: SequelaContext) -> dict[str, float]:
-        sets = {"members": ctx.members, "non_members": ctx.non_members,
-                "cal_members": ctx.calibration_members, "cal_non_members": ctx.calibration_non_members}
-        logits = {name: predict_logits(model, data.images, ctx.device) for name, data in sets.items()}
-        results = {}
-        for metric in self.config.metrics:
-            s = {name: membership_scores(logits[name], sets[name].labels, metric) for name in sets}
-            report = membership_report(s["members"], s["non_members"], s["cal_members"], s["cal_non_members"],
-                                       self.config.fpr)
-            results.update({f"{metric}.{name}": value for name, value in report.items()})
-        return results
+    def measure(self, model: nn.Module, ctx: SequelaContext) -> Measurement:
+        sets = (ctx.members, ctx.non_members, ctx.calibration_members, ctx.calibration_non_members)
+        logits = [predict_logits(model, data.images, ctx.device) for data in sets]
+        scores = {metric: MembershipScores(*(membership_scores(out, data.labels, metric)
+                                             for out, data in zip(logits, sets)))
+                  for metric in self.config.metrics}
+        train_acc, test_acc = ((out.argmax(1) == data.labels).double().mean().item()
+                               for out, data in zip(logits[:2], sets[:2]))
+        return self.measurement(scores, train_acc=train_acc, test_acc=test_acc, gap=train_acc - test_acc)
 
     def headline(self, metric: str) -> bool:
         # The confidence in the true class is exp(-loss): same ranking, so the same AUC as loss.
-        return metric.endswith(".auc") and not metric.startswith("confidence.")
+        return metric == "gap" or (metric.endswith(".auc") and not metric.startswith("confidence."))

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.errors import DataError
-from backdoorlab.sequela.base import SEQUELA, SequelaAttack, SequelaContext
-from backdoorlab.sequela.scores import membership_report
+from backdoorlab.sequela.base import SEQUELA, Measurement, MembershipScores, SequelaContext
+from backdoorlab.sequela.membership import MembershipAttack, require_reference
 from backdoorlab.settings import check_positive, require
 from backdoorlab.training.loop import predict_logits
 from backdoorlab.training.optim import Adam
@@ -30,7 +29,7 @@ def posterior_features(logits: torch.Tensor, top_k: int) -> torch.Tensor:
 
 
 @SEQUELA.register("mia_shadow")
-class ShadowMIA(SequelaAttack):
+class ShadowMIA(MembershipAttack):
     @dataclass(frozen=True)
     class Config:
         top_k: int = 3
@@ -47,11 +46,10 @@ class ShadowMIA(SequelaAttack):
         """The attack MLP trained on every shadow model's members (1) and non-members (0), with the
         feature mean and std it standardises its inputs by."""
         cfg = self.config
-        if not ctx.shadows:
-            raise DataError(f"{self.key}: no shadow models (run the `shadow` stage first)")
+        reference = require_reference(ctx, self.key)
         features, targets = [], []
-        for shadow in ctx.shadows:
-            for logits, is_member in ((shadow.members, 1.0), (shadow.non_members, 0.0)):
+        for i in range(len(reference)):
+            for logits, is_member in ((reference.members_of(i), 1.0), (reference.non_members_of(i), 0.0)):
                 features.append(posterior_features(logits, cfg.top_k))
                 targets.append(torch.full((len(logits),), is_member))
         x, y = torch.cat(features), torch.cat(targets)
@@ -67,18 +65,15 @@ class ShadowMIA(SequelaAttack):
             optimizer.step()
         return attack, mean, std
 
-    def run(self, model: nn.Module, ctx: SequelaContext) -> dict[str, float]:
+    def measure(self, model: nn.Module, ctx: SequelaContext) -> Measurement:
         require(self.config.top_k <= ctx.spec.num_classes, f"{self.key}.top_k",
                 f"must be <= the number of classes ({ctx.spec.num_classes})")
         attack, mean, std = self.fit_attack_model(ctx)
         with torch.no_grad():
-            scores = {name: attack((posterior_features(predict_logits(model, data.images, ctx.device),
-                                                       self.config.top_k) - mean) / std).squeeze(1).double()
-                      for name, data in (("members", ctx.members), ("non_members", ctx.non_members),
-                                         ("cal_members", ctx.calibration_members),
-                                         ("cal_non_members", ctx.calibration_non_members))}
-        return membership_report(scores["members"], scores["non_members"], scores["cal_members"],
-                                 scores["cal_non_members"], self.config.fpr)
+            scores = [attack((posterior_features(predict_logits(model, data.images, ctx.device), self.config.top_k)
+                              - mean) / std).squeeze(1).double()
+                      for data in (ctx.members, ctx.non_members, ctx.calibration_members, ctx.calibration_non_members)]
+        return self.measurement({"": MembershipScores(*scores)})
 
     def headline(self, metric: str) -> bool:
         return metric == "auc"

@@ -1,12 +1,19 @@
 """Threshold attacks on a score: ROC AUC, the best balanced accuracy, TPR at a fixed FPR.
 
 Shared by every membership-inference attack: each reduces to "members score higher", and the
-threshold is chosen on calibration scores, then applied to disjoint evaluation scores.
+threshold is chosen on calibration scores, then applied to disjoint evaluation scores. The
+bootstrap (resampling the evaluation members and non-members) gives the threshold-free metrics'
+standard errors, and, with the same resamples for two models, the standard error of their difference.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import torch
+
+Resamples = tuple[torch.Tensor, torch.Tensor]  # bootstrap positions of the members, of the non-members
 
 
 def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
@@ -47,12 +54,40 @@ def tpr_at_fpr(positive: torch.Tensor, negative: torch.Tensor, fpr: float) -> fl
 
 
 def membership_report(members: torch.Tensor, non_members: torch.Tensor, calibration_members: torch.Tensor,
-                      calibration_non_members: torch.Tensor, fpr: float) -> dict[str, float]:
-    """AUC, balanced accuracy and TPR at ``fpr`` of the scores of evaluation members/non-members;
-    the balanced-accuracy threshold is picked on the calibration scores only."""
+                      calibration_non_members: torch.Tensor, fprs: Sequence[float]) -> dict[str, float]:
+    """AUC, balanced accuracy and TPR at each of ``fprs`` of the scores of evaluation members and
+    non-members; the balanced-accuracy threshold is picked on the calibration scores only."""
     threshold = best_threshold(calibration_members, calibration_non_members)
-    return {
-        "auc": roc_auc(members, non_members),
-        "bal_acc": balanced_accuracy(members, non_members, threshold),
-        f"tpr_at_fpr{fpr:g}": tpr_at_fpr(members, non_members, fpr),
-    }
+    return {"auc": roc_auc(members, non_members), "bal_acc": balanced_accuracy(members, non_members, threshold),
+            **{f"tpr_at_fpr{fpr:g}": tpr_at_fpr(members, non_members, fpr) for fpr in fprs}}
+
+
+def bootstrap_draws(members: int, non_members: int, draws: int, generator: torch.Generator) -> Resamples:
+    """``draws`` resamples (with replacement) of the members and, independently, of the non-members,
+    as counts: how often each sample is drawn, (draws, members) and (draws, non_members). Drawn once
+    and applied to every model of an attack, a difference between two models is resampled in pairs
+    (the same samples each time)."""
+    def counts(n: int) -> torch.Tensor:
+        picks = torch.randint(n, (draws, n), generator=generator)
+        return torch.zeros(draws, n, dtype=torch.double).scatter_add_(1, picks, torch.ones(draws, n, dtype=torch.double))
+
+    return counts(members), counts(non_members)
+
+
+def bootstrap_metrics(members: torch.Tensor, non_members: torch.Tensor, resamples: Resamples,
+                      fprs: Sequence[float]) -> dict[str, torch.Tensor]:
+    """``{"auc": (draws,), "tpr_at_fpr<f>": (draws,)}``: :func:`roc_auc` and :func:`tpr_at_fpr` of
+    every resample, computed from the counts at once (each draw is a weighted sum over sample pairs)."""
+    weights_m, weights_n = resamples
+    positive, negative = members.double(), non_members.double()
+    wins = ((positive.view(-1, 1) > negative.view(1, -1)).double()
+            + 0.5 * (positive.view(-1, 1) == negative.view(1, -1)).double())
+    out = {"auc": torch.einsum("bi,ij,bj->b", weights_m, wins, weights_n) / (len(positive) * len(negative))}
+    order = negative.argsort()
+    ranked, cumulative = negative[order], weights_n[:, order].cumsum(1)
+    for fpr in fprs:
+        position = math.ceil((1 - fpr) * (len(negative) - 1))  # torch.quantile's "higher" element
+        threshold = ranked[(cumulative <= position).sum(1)]
+        above = (positive.view(1, -1) > threshold.view(-1, 1)).double()
+        out[f"tpr_at_fpr{fpr:g}"] = (weights_m * above).sum(1) / len(positive)
+    return out
