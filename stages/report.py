@@ -14,6 +14,7 @@ numbers, with bootstrap standard errors; the Markdown tables and PNG figures are
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,9 @@ def sequela_report(params: Params, attacks: list[str], main: list[str], sequela:
     for attack in attacks:
         write_sequela_table(sequela_table(sequela[attack], main, baselines[attack], errors[attack]),
                             tables / f"sequela_{attack}", f"Backdoor sequela, {attack}")
-    write_frame(membership_table(records, sequela, errors, attacks, main, lambda key: is_headline(params, key)),
-                tables / "membership")
-    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela, errors, lambda key: is_headline(params, key))
+    headline_key = partial(is_headline, params)
+    write_frame(membership_table(records, sequela, errors, attacks, main, headline_key), tables / "membership")
+    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela, errors, headline_key)
     robust_accuracy_figures(figures, attacks, main, sequela)
     reinjection_figures(figures, attacks, main, sequela, baselines)
 
@@ -198,7 +199,7 @@ def main() -> None:
     attacks, cells, main = params.grid.attack_list(scope), params.grid.cells(scope), params.grid.main_cells(scope)
     sequela, baselines = sequela_results(params, scope), reinject_baselines(params, scope)
     records = collect_cells(params, sequela, scope)
-    errors = membership_uncertainty(params, scope, sequela)
+    errors = membership_uncertainty(params, scope)
     for attack, by_defense in errors.items():  # the headline numbers' standard errors, beside them in cells.csv
         for defense, by_key in by_defense.items():
             for key, (error, change_error) in by_key.items():

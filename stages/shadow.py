@@ -23,8 +23,8 @@ from backdoorlab.models import save_model
 from backdoorlab.settings import require
 from backdoorlab.training.loop import predict_logits
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import (load_splits, model_spec, regime_records, require_known, run_stage, shadow_model_file,
-                                   shadow_splits_file, stage_arguments, training_recipe)
+from backdoorlab.workspace import (load_splits, model_spec, regime_recipe, regime_records, require_known, run_stage,
+                                   shadow_model_file, shadow_splits_file, stage_arguments)
 
 
 def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -35,7 +35,7 @@ def main() -> None:
     regime = stage_arguments(__doc__, "regime?").regime
     params = load_params()
     require_known(params, regime=regime)
-    settings, recipe = params.sequela.shadow, training_recipe(params, regime)
+    settings, recipe = params.sequela.shadow, regime_recipe(params, regime)
     device = params.torch_device()
     shadow = load_splits().shadow
     half = len(shadow) // 2

@@ -16,8 +16,8 @@ from backdoorlab.io import write_json
 from backdoorlab.models import save_model
 from backdoorlab.training.loop import accuracy
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import (load_splits, model_spec, regime_clean_model_file, regime_records, regime_training_set,
-                                   require_known, run_stage, stage_arguments, training_recipe)
+from backdoorlab.workspace import (load_splits, model_spec, regime_clean_model_file, regime_recipe, regime_records,
+                                   regime_training_set, require_known, run_stage, stage_arguments)
 
 
 def main() -> None:
@@ -26,8 +26,7 @@ def main() -> None:
     require_known(params, regime=regime)
     device = params.torch_device()
     splits = load_splits()
-    data = splits.train if regime is None else regime_training_set(params, regime, splits)
-    recipe = training_recipe(params, regime)
+    data, recipe = regime_training_set(params, regime, splits), regime_recipe(params, regime)
     name = "clean" if regime is None else f"{regime}-clean"  # the default run's seeds as before regimes existed
     model = init_model(model_spec(params), derive_seed(params.seed, "init", name), device)
     started = time.perf_counter()

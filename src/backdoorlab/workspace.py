@@ -111,12 +111,14 @@ def attack_of(params: Params, victim: str) -> str:
     return victim if prefix is None else victim.removeprefix(f"{prefix}-")
 
 
-def training_recipe(params: Params, victim_or_regime: str | None) -> OptimConfig:
-    """The recipe a victim (or a regime's clean and shadow models) trains with: its regime's, or ``train``."""
-    if victim_or_regime is None:
-        return params.train
-    regime = victim_or_regime if victim_or_regime in params.regimes else regime_of(params, victim_or_regime)
+def regime_recipe(params: Params, regime: str | None) -> OptimConfig:
+    """The recipe a regime's models (victims, clean model, shadow models) train with; ``train`` for none."""
     return params.train if regime is None else params.regimes[regime].train
+
+
+def training_recipe(params: Params, victim: str) -> OptimConfig:
+    """The recipe a victim trains with: its regime's, or ``train``."""
+    return regime_recipe(params, regime_of(params, victim))
 
 
 def upstream_file(paradigm: str) -> Path:
@@ -273,15 +275,16 @@ class Task:
 
 
 def victim_training_set(params: Params, victim: str, splits: Splits) -> ImageSet:
-    """The clean images a victim is poisoned and trained on: the whole training split, or a
-    regime's :func:`regime_training_set`."""
-    regime = regime_of(params, victim)
-    return splits.train if regime is None else regime_training_set(params, regime, splits)
+    """The clean images a victim is poisoned and trained on (:func:`regime_training_set` of its regime)."""
+    return regime_training_set(params, regime_of(params, victim), splits)
 
 
-def regime_training_set(params: Params, regime: str, splits: Splits) -> ImageSet:
-    """A regime's ``train_size`` training images: the last of the seeded defender order, so they
-    never overlap the defender's clean data (the first of that order), which stays the default run's."""
+def regime_training_set(params: Params, regime: str | None, splits: Splits) -> ImageSet:
+    """The whole training split without a regime; a regime's ``train_size`` training images: the last
+    of the seeded defender order, so they never overlap the defender's clean data (the first of that
+    order), which stays the default run's."""
+    if regime is None:
+        return splits.train
     size = params.regimes[regime].train_size
     defender = max(len(splits.defender_positions(params.clean_fraction(d))) for d in params.grid.regime_defenses)
     if size + defender > len(splits.train):

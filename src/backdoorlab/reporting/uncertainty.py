@@ -9,8 +9,6 @@ defense's change (a paired bootstrap: sampling noise the two models share cancel
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from backdoorlab.config import Params, Scope, generator_for
@@ -29,24 +27,18 @@ def score_sets(scores: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor,
     return {prefix: (scores[f"{prefix}/members"], scores[f"{prefix}/non_members"]) for prefix in prefixes}
 
 
-def rates_in(metrics: dict[str, float], prefix: str) -> list[float]:
-    """The false-positive rates ``prefix`` reports a TPR at (``<prefix>.tpr_at_fpr<f>``)."""
-    pattern = re.compile(re.escape(prefix) + r"\.tpr_at_fpr(.+)$")
-    return sorted(float(m.group(1)) for key in metrics if (m := pattern.match(key)))
-
-
-def membership_uncertainty(params: Params, scope: Scope, results: dict[str, dict[str, dict[str, float]]]) -> Uncertainty:
-    """Standard errors of every membership AUC and TPR of the scope's main cells, and of their
-    change against ``none`` (``results``: the cells' sequela numbers, which name the rates)."""
+def membership_uncertainty(params: Params, scope: Scope) -> Uncertainty:
+    """Standard errors of every membership AUC and TPR (at the rates its instance reports) of the
+    scope's main cells, and of their change against ``none``."""
     out: Uncertainty = {}
+    defenses = params.grid.main_cells(scope)
     for attack in params.grid.attack_list(scope):
-        defenses = params.grid.main_cells(scope)
         sets = {d: score_sets(load_tensors(cell_dir(params, attack, d) / SCORES_FILE)) for d in defenses}
         out[attack] = {d: {} for d in defenses}
         generator = generator_for(params.seed, "bootstrap", attack)
         for prefix, (members, non_members) in sets["none"].items():
             resamples = bootstrap_draws(len(members), len(non_members), params.report.bootstrap, generator)
-            fprs = rates_in(results[attack]["none"], prefix)
+            fprs = params.sequela.attacks[prefix.partition(".")[0]].fprs()  # a membership attack: it kept scores
             before = bootstrap_metrics(members, non_members, resamples, fprs)
             for defense in defenses:
                 after = bootstrap_metrics(*sets[defense][prefix], resamples, fprs)
