@@ -6,7 +6,7 @@
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
 #   make repro-paradigms  the transfer and encoder paradigms (dvc repro full/paradigms/dvc.yaml; reports/paradigms/)
 #   make repro-regimes  the membership-inference regime (dvc repro full/regimes/dvc.yaml; reports/regimes/)
-#   make dag         regenerate full/*/dvc.yaml from the root dvc.yaml (scripts/full_dag.py)
+#   make dag         regenerate dvc.yaml and full/*/dvc.yaml from params.yaml and the stages' imports (scripts/dag.py)
 #   make params      recompose params.yaml from conf/ after editing it (`make params O="data=cifar10 model=vgg16_bn"`)
 PYTHON ?= python3.11
 VENV := .venv
@@ -25,23 +25,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Each repro target first checks every params section its blocks read (seconds), then runs DVC.
 repro: $(STAMP)
+	$(BIN)/python -m backdoorlab.pipeline.checks default
 	$(BIN)/dvc repro
 
 repro-full: $(STAMP)
+	$(BIN)/python -m backdoorlab.pipeline.checks default full paradigms regimes
 	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report full/paradigms/dvc.yaml full/regimes/dvc.yaml
 
 repro-attacks: $(STAMP)
+	$(BIN)/python -m backdoorlab.pipeline.checks default full
 	$(BIN)/dvc repro full/attacks/dvc.yaml:report
 
 repro-paradigms: $(STAMP)
+	$(BIN)/python -m backdoorlab.pipeline.checks default paradigms
 	$(BIN)/dvc repro full/paradigms/dvc.yaml
 
 repro-regimes: $(STAMP)
+	$(BIN)/python -m backdoorlab.pipeline.checks default regimes
 	$(BIN)/dvc repro full/regimes/dvc.yaml
 
 dag: $(STAMP)
-	$(BIN)/python scripts/full_dag.py
+	$(BIN)/python scripts/dag.py
 
 params: $(STAMP)
 	$(BIN)/python scripts/compose_params.py $(O)

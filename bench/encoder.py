@@ -26,7 +26,7 @@ from backdoorlab.paradigms.badencoder import BadEncoder, pick_references
 from backdoorlab.paradigms.composed import HeadConfig, build_encoder, embedding_dim, seeded_linear, train_head
 from backdoorlab.paradigms.simclr import SimCLR, nt_xent
 from backdoorlab.training.loop import to_float
-from backdoorlab.workspace import load_splits, model_spec
+from backdoorlab.pipeline.victims import load_splits, model_spec, victim_attack
 
 
 def bare_simclr_seconds(simclr: SimCLR, encoder: torch.nn.Module, images: torch.Tensor, epochs: int) -> float:
@@ -85,7 +85,7 @@ def main() -> None:
 
     head = HeadConfig(epochs=args.head_epochs, lr=args.head_lr)
     defender = splits.train.subset(splits.defender_positions(args.head_fraction))  # clean: no poison here
-    attack = params.attacks[args.attack]  # built from params.yaml (a fitted trigger would need its poison stage)
+    attack = victim_attack(params, args.attack)  # built from params.yaml (a fitted trigger would need its poison stage)
     triggered = attack.triggered_test(splits.test)
 
     def downstream(name: str, trained_encoder: torch.nn.Module) -> None:

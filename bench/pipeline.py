@@ -26,6 +26,8 @@ import torch
 from backdoorlab.config import load_params
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models import ModelSpec, build_model
+from backdoorlab.pipeline.checks import data_shape
+from backdoorlab.pipeline.victims import regime_recipe
 from backdoorlab.snapshot import copy_sources
 from backdoorlab.training.loop import fit, sgd, to_float
 from backdoorlab.training.schedules import constant
@@ -75,14 +77,13 @@ def cold_repro(share_cache: bool) -> None:
 
 def throughput(steps: int = 60) -> None:
     params = load_params(ROOT / "params.yaml")
-    channels, size, _ = params.dataset.image_shape
-    spec = ModelSpec(params.model_arch, params.model_params, channels, size, params.dataset.num_classes,
-                     (0.5,) * channels, (0.25,) * channels)
-    cfg = params.train
+    (channels, size, _), classes = data_shape(params)
+    spec = ModelSpec(params.model_arch, params.model_params, channels, size, classes, (0.5,) * channels, (0.25,) * channels)
+    cfg = regime_recipe(params, None)
     n = steps * cfg.batch_size
     g = torch.Generator().manual_seed(0)
     data = ImageSet(torch.randint(0, 256, (n, channels, size, size), generator=g, dtype=torch.uint8),
-                    torch.randint(0, params.dataset.num_classes, (n,), generator=g))
+                    torch.randint(0, classes, (n,), generator=g))
     device = torch.device("cpu")
 
     def ours() -> None:

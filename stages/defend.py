@@ -1,9 +1,10 @@
-"""Stage `defend@<attack>-<defense>`: apply one defense instance and evaluate the result.
+"""Stage `defend@<victim>-<defense>-s<seed>`: apply one defense instance and evaluate the result.
 
-    python stages/defend.py <attack> <defense>
+    python stages/defend.py <attack> <defense> [--seed N]
 
 ``<attack>`` is a victim: an attack's name, or ``<paradigm>-<attack>`` for a transfer or encoder
-paradigm's model, whose task (classes, data) the stage reads through ``workspace.load_task``.
+paradigm's model, whose task (classes, data) the stage reads through ``pipeline.victims.load_task``.
+The seed is the replicate: the victim's model of that seed, and the defense's own randomness.
 
 The defense sees only the backdoored model and the defender's clean data, split into a part it
 trains on and a held-out validation part; a calibrated instance keeps the strongest setting of its
@@ -22,14 +23,16 @@ import torch
 from torch import nn
 
 from backdoorlab.config import Params, derive_seed, generator_for, load_params
-from backdoorlab.defenses import DefenseContext, DefenseOutcome, DefenseSpec
+from backdoorlab.defenses.base import DefenseContext, DefenseOutcome
 from backdoorlab.defenses.calibration import calibrate
+from backdoorlab.defenses.spec import DefenseSpec, build_defense
 from backdoorlab.io import write_json
+from backdoorlab.layout import cell_dir, model_file
 from backdoorlab.metrics import backdoor_metrics, defense_effectiveness_rating, retained_accuracy
-from backdoorlab.models import load_model, save_model
+from backdoorlab.models.base import load_model, save_model
+from backdoorlab.pipeline.cli import replicate, require_known, run_stage, stage_arguments
+from backdoorlab.pipeline.victims import Task, load_task, regime_recipe, triggered_test
 from backdoorlab.training.loop import accuracy
-from backdoorlab.workspace import (Task, cell_dir, load_task, model_file, require_known, run_stage, stage_arguments,
-                                   triggered_test)
 
 
 def run_defense(spec: DefenseSpec, model: nn.Module, ctx: DefenseContext, val_before: float,
@@ -51,18 +54,26 @@ def run_defense(spec: DefenseSpec, model: nn.Module, ctx: DefenseContext, val_be
                             "within_budget": result.within_budget, "trials": trials}
 
 
-def defend(params: Params, attack_name: str, defense_name: str, task: Task) -> dict[str, Any]:
-    spec, splits, blueprint = params.defenses[defense_name], task.splits, task.spec
-    triggered = triggered_test(params, attack_name, splits.test)  # for the report only
+def strength_of(spec: DefenseSpec) -> dict[str, Any] | None:
+    """The instance's value of its method's strength knob (the report draws fixed instances beside
+    a calibrated one's search), or None for a method without one."""
+    strength = spec.defense.strength
+    return None if strength is None else {"knob": strength.knob, "value": getattr(spec.defense.config, strength.knob)}
+
+
+def defend(params: Params, attack_name: str, defense_name: str, seed: int, task: Task) -> dict[str, Any]:
+    spec = build_defense(defense_name, params.instance("defenses", defense_name))
+    splits, blueprint = task.splits, task.spec
+    triggered = triggered_test(params, attack_name, seed, splits.test)  # for the report only
     device = params.torch_device()
     defender = splits.defender(params.clean_fraction(defense_name), params.data.validation_fraction)
-    model = load_model(blueprint, model_file(attack_name, "backdoored")).to(device)
+    model = load_model(blueprint, model_file(attack_name, seed, "backdoored")).to(device)
     val_before = accuracy(model, defender.validation, device)
 
-    torch.manual_seed(derive_seed(params.seed, "defend", attack_name, defense_name))
+    torch.manual_seed(derive_seed(seed, "defend", attack_name, defense_name))
     ctx = DefenseContext(clean=defender.fit, validation=defender.validation, spec=blueprint, device=device,
-                         generator=generator_for(params.seed, "defend", attack_name, defense_name),
-                         augment=params.train.augment, label=f"{spec.name} on {attack_name}")
+                         generator=generator_for(seed, "defend", attack_name, defense_name),
+                         augment=regime_recipe(params, None).augment, label=f"{spec.name} on {attack_name}")
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return backdoor_metrics(m, splits.test, triggered, device)
@@ -75,27 +86,28 @@ def defend(params: Params, attack_name: str, defense_name: str, task: Task) -> d
     after = evaluate(outcome.model)
     val_after = accuracy(outcome.model, defender.validation, device)
     retained = retained_accuracy(val_before, val_after, blueprint.num_classes)
-    save_model(outcome.model, model_file(attack_name, defense_name))
+    save_model(outcome.model, model_file(attack_name, seed, defense_name))
     return {
-        "attack": attack_name, "defense": defense_name, "method": spec.method,
+        "attack": attack_name, "defense": defense_name, "seed": seed, "method": spec.method,
         "clean_fraction": params.clean_fraction(defense_name),
         "fit_samples": len(defender.fit), "validation_samples": len(defender.validation),
         **after, "der": defense_effectiveness_rating(before, after),
         "val_acc_before": val_before, "val_acc": val_after, "val_retained": retained,
         "collapsed": retained < params.utility.collapse_floor,
-        "calibration": calibration, "seconds": seconds, "notes": outcome.notes,
+        "strength": strength_of(spec), "calibration": calibration, "seconds": seconds, "notes": outcome.notes,
     }
 
 
 def main() -> None:
-    args = stage_arguments(__doc__, "attack", "defense")
+    args = stage_arguments(__doc__, "attack", "defense", seeded=True)
     params = load_params()
+    seed = replicate(params, args.seed)
     require_known(params, attack=args.attack, defense=args.defense)
-    record = defend(params, args.attack, args.defense, load_task(params, args.attack))
-    write_json(cell_dir(params, args.attack, args.defense) / "defense.json", record)
+    record = defend(params, args.attack, args.defense, seed, load_task(params, args.attack))
+    write_json(cell_dir(params, args.attack, args.defense, seed) / "defense.json", record)
     chosen = (f", {record['calibration']['knob']}={record['calibration']['chosen']:g}"
               if record["calibration"] else "")
-    print(f"{args.defense} on {args.attack}: CA {record['ca']:.3f}, ASR {record['asr']:.3f}, "
+    print(f"{args.defense} on {args.attack} (seed {seed}): CA {record['ca']:.3f}, ASR {record['asr']:.3f}, "
           f"validation acc {record['val_acc_before']:.3f} -> {record['val_acc']:.3f}{chosen}"
           f"{' (COLLAPSED)' if record['collapsed'] else ''} ({record['seconds']:.1f} s)")
 

@@ -1,7 +1,7 @@
-"""Stage `downstream@<paradigm>-<attack>` and `counterpart@<paradigm>`: the victim's own training.
+"""Stage `downstream@<paradigm>-<attack>-s<seed>` and `counterpart@<paradigm>`: the victim's own training.
 
-    python stages/downstream.py <paradigm> <attack>   # the victim: its deployed, backdoored model
-    python stages/downstream.py <paradigm>            # the clean counterpart
+    python stages/downstream.py <paradigm> <attack> [--seed N]   # the victim: its deployed, backdoored model
+    python stages/downstream.py <paradigm>                       # the clean counterpart
 
 The victim builds its model for the paradigm's downstream task from the upstream it downloaded
 (`implant`), on its task's training data, poisoned by the attack when the paradigm poisons the
@@ -20,21 +20,23 @@ import torch
 
 from backdoorlab.config import Params, generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
+from backdoorlab.layout import (counterpart_file, model_file, paradigm_records, poisoned_dir, published_file,
+                                train_report_dir, trigger_file, upstream_file)
 from backdoorlab.metrics import backdoor_metrics
-from backdoorlab.models import save_model
+from backdoorlab.models.base import save_model
 from backdoorlab.paradigms.base import load_weights
+from backdoorlab.pipeline.cli import replicate, require_known, run_stage, stage_arguments
+from backdoorlab.pipeline.paradigm import paradigm_context
+from backdoorlab.pipeline.victims import paradigm, paradigm_task, victim_attack
 from backdoorlab.training.loop import accuracy
-from backdoorlab.workspace import (counterpart_file, model_file, paradigm_context, paradigm_records, paradigm_task,
-                                   poisoned_dir, published_file, require_known, run_stage, stage_arguments,
-                                   train_report_dir, trigger_file, upstream_file)
 
 
 def counterpart(params: Params, name: str) -> None:
-    paradigm, task = params.paradigms[name], paradigm_task(params, name)
-    ctx = paradigm_context(params, name, "downstream")
-    upstream = load_weights(paradigm.upstream_model(ctx.spec), upstream_file(name)).to(ctx.device)
+    method, task = paradigm(params, name), paradigm_task(params, name)
+    ctx = paradigm_context(params, params.seed, name, "downstream")
+    upstream = load_weights(method.upstream_model(ctx.spec), upstream_file(name)).to(ctx.device)
     started = time.perf_counter()
-    model = paradigm.fine_tune(upstream, task.splits.train, task.spec, ctx)
+    model = method.fine_tune(upstream, task.splits.train, task.spec, ctx)
     seconds = time.perf_counter() - started
     save_model(model, counterpart_file(name))
     ca = accuracy(model, task.splits.test, ctx.device)
@@ -43,38 +45,38 @@ def counterpart(params: Params, name: str) -> None:
     print(f"counterpart {name}: CA {ca:.3f} ({seconds:.1f} s)")
 
 
-def victim(params: Params, name: str, attack_name: str) -> None:
-    paradigm, task, victim_id = params.paradigms[name], paradigm_task(params, name), f"{name}-{attack_name}"
-    attack = params.paradigm_attack(name, attack_name)
-    ctx = paradigm_context(params, name, "downstream")  # the counterpart's seeds: a paired comparison
+def victim(params: Params, name: str, attack_name: str, seed: int) -> None:
+    method, task, victim_id = paradigm(params, name), paradigm_task(params, name), f"{name}-{attack_name}"
+    attack = victim_attack(params, victim_id)
+    ctx = paradigm_context(params, seed, name, "downstream")  # at the data seed, the counterpart's streams: paired
     train, poison_indices = task.splits.train, torch.zeros(0, dtype=torch.long)
-    if paradigm.poisons_downstream:
-        poisoned = attack.poison(train, generator_for(params.seed, "poison", victim_id))
+    if method.poisons_downstream:
+        poisoned = attack.poison(train, generator_for(seed, "poison", victim_id))
         train, poison_indices = poisoned.train, poisoned.poison_indices
-    upstream = load_weights(paradigm.upstream_model(ctx.spec), published_file(victim_id)).to(ctx.device)
+    upstream = load_weights(method.upstream_model(ctx.spec), published_file(victim_id, seed)).to(ctx.device)
     started = time.perf_counter()
-    model = paradigm.fine_tune(upstream, train, task.spec, ctx)
+    model = method.fine_tune(upstream, train, task.spec, ctx)
     seconds = time.perf_counter() - started
 
     metrics = backdoor_metrics(model, task.splits.test, attack.triggered_test(task.splits.test), ctx.device)
-    save_model(model, model_file(victim_id, "backdoored"))
-    save_tensors(trigger_file(victim_id), attack.state_tensors())
-    save_tensors(poisoned_dir(victim_id) / "train.safetensors",
+    save_model(model, model_file(victim_id, seed, "backdoored"))
+    save_tensors(trigger_file(victim_id, seed), attack.state_tensors())
+    save_tensors(poisoned_dir(victim_id, seed) / "train.safetensors",
                  {**train.to_tensors("train"), "poison_indices": poison_indices})
-    folder = train_report_dir(params, victim_id)
+    folder = train_report_dir(params, victim_id, seed)
     write_json(folder / "metrics.json", metrics)
     write_json(folder / "timing.json", {"seconds": seconds, "poisoned": len(poison_indices), "train_size": len(train)})
     print(f"downstream {victim_id}: CA {metrics['ca']:.3f}, ASR {metrics['asr']:.3f} ({seconds:.1f} s)")
 
 
 def main() -> None:
-    args = stage_arguments(__doc__, "paradigm", "attack?")
+    args = stage_arguments(__doc__, "paradigm", "attack?", seeded=True)
     params = load_params()
     require_known(params, attack=args.attack, paradigm=args.paradigm)
     if args.attack is None:
         counterpart(params, args.paradigm)
     else:
-        victim(params, args.paradigm, args.attack)
+        victim(params, args.paradigm, args.attack, replicate(params, args.seed))
 
 
 if __name__ == "__main__":

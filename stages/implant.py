@@ -1,38 +1,34 @@
-"""Stage `implant@<paradigm>-<attack>`: the upstream model the victim downloads.
+"""Stage `implant@<paradigm>-<attack>-s<seed>`: the upstream model the victim downloads.
 
-    python stages/implant.py <paradigm> <attack>
+    python stages/implant.py <paradigm> <attack> [--seed N]
 
 The attacker's part of the paradigm: BadEncoder on the clean encoder, a source model trained on
 poisoned source data, or nothing (the clean upstream is published as it is, and the attack
-poisons the victim's own data in `downstream`). Writes models/<paradigm>-<attack>/upstream.safetensors
+poisons the victim's own data in `downstream`). Writes models/<paradigm>-<attack>/s<seed>/upstream.safetensors
 and a record of what the attacker can measure on its own data.
 """
 
 from __future__ import annotations
 
-import time
-
 from backdoorlab.config import load_params
-from backdoorlab.io import write_json
-from backdoorlab.models import save_model
+from backdoorlab.layout import implant_record, published_file, upstream_file
 from backdoorlab.paradigms.base import load_weights
-from backdoorlab.workspace import (paradigm_context, paradigm_records, published_file, require_known, run_stage,
-                                   stage_arguments, upstream_file)
+from backdoorlab.pipeline.cli import replicate, require_known, run_stage, stage_arguments
+from backdoorlab.pipeline.paradigm import paradigm_context, save_trained
+from backdoorlab.pipeline.victims import paradigm, victim_attack
 
 
 def main() -> None:
-    args = stage_arguments(__doc__, "paradigm", "attack")
+    args = stage_arguments(__doc__, "paradigm", "attack", seeded=True)
     params = load_params()
+    seed = replicate(params, args.seed)
     require_known(params, attack=args.attack, paradigm=args.paradigm)
-    paradigm, victim = params.paradigms[args.paradigm], f"{args.paradigm}-{args.attack}"
-    ctx = paradigm_context(params, args.paradigm, args.attack)
-    upstream = load_weights(paradigm.upstream_model(ctx.spec), upstream_file(args.paradigm)).to(ctx.device)
-    started = time.perf_counter()
-    trained = paradigm.implant(upstream, params.paradigm_attack(args.paradigm, args.attack), ctx)
-    seconds = time.perf_counter() - started
-    save_model(trained.model, published_file(victim))
-    write_json(paradigm_records("implant", victim), {"victim": victim, **trained.notes, "seconds": seconds})
-    print(f"implant {victim}: {trained.notes} ({seconds:.1f} s)")
+    method, victim = paradigm(params, args.paradigm), f"{args.paradigm}-{args.attack}"
+    ctx = paradigm_context(params, seed, args.paradigm, args.attack)
+    upstream = load_weights(method.upstream_model(ctx.spec), upstream_file(args.paradigm)).to(ctx.device)
+    attack = victim_attack(params, victim)
+    save_trained(lambda: method.implant(upstream, attack, ctx), published_file(victim, seed),
+                 implant_record(victim, seed), {"victim": victim, "seed": seed}, label=f"implant {victim} s{seed}")
 
 
 if __name__ == "__main__":

@@ -1,39 +1,44 @@
 """Stage `landscape@<attack>`: clean and poisoned loss along the line from the backdoored model
-through each defended one (the D3 paper's diagnostic).
+through each defended one (the D3 paper's diagnostic), for the first seed's models.
 
-    python stages/landscape.py <attack>
+    python stages/landscape.py <attack> [--seed N]
 
 Reads params.yaml's ``landscape`` section (which defenses, how many points on t in [0, t_max],
-how many test images per loss); every listed defense must already have been applied to this attack (its `defend` cell). Writes
-one TSV row per (defense, t) and one figure with a panel per defense.
+how many test images per loss); every listed defense must already have been applied to this
+attack (its `defend` cell). Writes one TSV row per (defense, t) and one figure with a panel per
+defense.
 """
 
 from __future__ import annotations
 
 from backdoorlab.config import load_params
 from backdoorlab.io import write_table
-from backdoorlab.models import load_model
+from backdoorlab.layout import landscape_file, model_file
+from backdoorlab.models.base import load_model
+from backdoorlab.pipeline.cli import replicate, require_known, run_stage, stage_arguments
+from backdoorlab.pipeline.victims import load_splits, model_spec, triggered_test
 from backdoorlab.reporting.figures import line_panels
-from backdoorlab.reporting.landscape import first, loss_path
-from backdoorlab.workspace import (landscape_file, load_splits, model_file, model_spec, require_known, run_stage,
-                                   stage_arguments, triggered_test)
+from backdoorlab.reporting.landscape import LandscapeSettings, first, loss_path
+from backdoorlab.settings import parse_section
 
 
 def main() -> None:
-    attack_name = stage_arguments(__doc__, "attack").attack
+    args = stage_arguments(__doc__, "attack", seeded=True)
     params = load_params()
+    attack_name, seed = args.attack, replicate(params, args.seed)
     require_known(params, attack=attack_name)
-    settings = params.landscape
+    settings = parse_section(LandscapeSettings, params.section("landscape"), "landscape")
+    for name in settings.defenses:
+        require_known(params, defense=name)
     device = params.torch_device()
     spec = model_spec(params)
     test = load_splits().test
-    triggered = first(triggered_test(params, attack_name, test), settings.samples)
+    triggered = first(triggered_test(params, attack_name, seed, test), settings.samples)
     test = first(test, settings.samples)
-    backdoored = load_model(spec, model_file(attack_name, "backdoored")).to(device)
-
+    backdoored = load_model(spec, model_file(attack_name, seed, "backdoored")).to(device)
     rows, curves = [], []
     for name in settings.defenses:
-        defended = load_model(spec, model_file(attack_name, name)).to(device)
+        defended = load_model(spec, model_file(attack_name, seed, name)).to(device)
         path = loss_path(backdoored, defended, test, triggered, settings.ts(), device)
         rows += [{"defense": name, **{k: round(v, 5) for k, v in row.items()}} for row in path]
         ts = [row["t"] for row in path]

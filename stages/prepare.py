@@ -9,15 +9,19 @@ import torch
 
 from backdoorlab.config import generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
-from backdoorlab.settings import require
-from backdoorlab.workspace import META_FILE, RECORDS, SPLITS_FILE, run_stage, stage_arguments
+from backdoorlab.layout import META_FILE, RECORDS, SPLITS_FILE
+from backdoorlab.pipeline.cli import run_stage, stage_arguments
+from backdoorlab.registry import DATASETS
+from backdoorlab.settings import parse_section, require
 
 
 def main() -> None:
     stage_arguments(__doc__)
     params = load_params()
     data = params.data
-    pool = params.dataset.load()
+    dataset_cls = DATASETS.get(data.dataset, "data.dataset")
+    dataset = dataset_cls(parse_section(dataset_cls.Config, data.options, "data.options"))
+    pool = dataset.load()
     if data.pool_size is not None and data.pool_size < len(pool):
         keep = torch.randperm(len(pool), generator=generator_for(params.seed, "prepare", "pool"))
         pool = pool.subset(keep[:data.pool_size].sort().values)
@@ -34,8 +38,8 @@ def main() -> None:
     pixels = train.images.float().div(255).transpose(0, 1).flatten(1)
     meta = {
         "dataset": data.dataset,
-        "image_shape": list(params.dataset.image_shape),
-        "num_classes": params.dataset.num_classes,
+        "image_shape": list(dataset.image_shape),
+        "num_classes": dataset.num_classes,
         "mean": pixels.mean(1).tolist(),
         "std": pixels.std(1).tolist(),
     }

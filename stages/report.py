@@ -6,10 +6,13 @@
     python stages/report.py --scope paradigms  # the transfer and encoder paradigms -> reports/paradigms/
     python stages/report.py --scope regimes    # the training regimes' victims -> reports/regimes/
 
-``reports/summary.json`` holds the headline (CA / ASR / DER / collapsed per cell) that
-``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number of every
-cell; ``tables/membership`` each main cell's generalisation gap beside its membership-inference
-numbers, with bootstrap standard errors; the Markdown tables and PNG figures are for reading.
+Where the replicates meet: every number is the mean over a cell's seeds with its interval, and
+every cell gets a verdict (removed, not removed, inconclusive, collapsed: reporting/verdicts.py).
+``reports/summary.json`` holds the headline (CA / ASR with their intervals, DER, seeds, verdict per
+cell) that ``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number
+of every cell over its seeds, ``cells_by_seed.csv`` every seed's; ``tables/membership`` each main
+cell's generalisation gap beside its membership-inference numbers, with standard errors; the
+Markdown tables and PNG figures are for reading.
 """
 
 from __future__ import annotations
@@ -18,30 +21,39 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from backdoorlab.config import SCOPES, Params, Scope, load_params
+import pandas as pd
+from matplotlib.container import BarContainer
+
+from backdoorlab.config import (SCOPES, Params, Scope, check_full_grid, check_paradigm_grid, check_regime_grid,
+                                load_params)
 from backdoorlab.io import read_json, write_json, write_text
-from backdoorlab.reporting.index import write_index
+from backdoorlab.layout import (RECORDS, REPORTS, cell_dir, landscape_file, paradigm_records, regime_records,
+                                trigger_preview_file)
+from backdoorlab.pipeline.cli import OneLineParser, run_stage
+from backdoorlab.pipeline.victims import regime_recipe, regime_settings
 from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
+from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
 from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, calibration_trials,
                                            collect_cells, headline, is_headline, paradigm_rows, reinject_baselines,
-                                           sequela_results, training_times)
+                                           sequela_by_seed, sequela_deltas, sequela_means, training_times)
 from backdoorlab.reporting.tables import (calibration_table, cost_table, defender_table, detail_table,
                                           detection_table, main_table, membership_table, paradigm_table,
                                           sequela_table, write_frame, write_sequela_table)
 from backdoorlab.reporting.uncertainty import Uncertainty, membership_uncertainty
-from backdoorlab.workspace import (RECORDS, REPORTS, OneLineParser, cell_dir, landscape_file, paradigm_records,
-                                   regime_records, run_stage, trigger_preview_file)
+from backdoorlab.sequela.base import SequelaSettings, parse_sequela
 
 
 def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record], path: Path) -> None:
-    """CA and ASR per main defense; a collapsed cell's bars are hatched and its label says so."""
+    """CA and ASR per main defense (means over seeds, with their intervals); a collapsed cell's bars
+    are hatched and its label says so."""
     figure, axes = panels(len(attacks), width=max(5.0, 0.45 * len(main)))
     for ax, attack in zip(axes, attacks):
         cells = [records[f"{attack}-{d}"] for d in main]
         labels = [f"{d} (collapsed)" if c["collapsed"] else d for d, c in zip(main, cells)]
-        grouped_bars(ax, labels, {"CA": [c["ca"] for c in cells], "ASR": [c["asr"] for c in cells]}, "fraction")
-        for container in ax.containers:
+        grouped_bars(ax, labels, {"CA": [c["ca"] for c in cells], "ASR": [c["asr"] for c in cells]}, "fraction",
+                     errors={key: [c[f"{key.lower()}_half"] or 0.0 for c in cells] for key in ("CA", "ASR")})
+        for container in (c for c in ax.containers if isinstance(c, BarContainer)):
             for bar, cell in zip(container, cells):
                 if cell["collapsed"]:
                     bar.set_hatch("///")
@@ -50,46 +62,47 @@ def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record]
     save(figure, path)
 
 
-def sequela_report(params: Params, attacks: list[str], main: list[str], sequela: SequelaResults, errors: Uncertainty,
-                   baselines: dict[str, dict[str, float]], records: dict[str, Record], tables: Path,
-                   figures: Path) -> None:
+def sequela_report(settings: SequelaSettings, attacks: list[str], main: list[str], sequela: SequelaResults,
+                   deltas: SequelaResults, errors: Uncertainty, baselines: dict[str, dict[str, float]],
+                   records: dict[str, Record], tables: Path, figures: Path) -> None:
     """Per attack a table (Markdown and CSV) of every sequela metric; the membership table; the
     sequela figures."""
     for attack in attacks:
-        write_sequela_table(sequela_table(sequela[attack], main, baselines[attack], errors[attack]),
+        write_sequela_table(sequela_table(sequela[attack], deltas[attack], main, baselines[attack], errors[attack]),
                             tables / f"sequela_{attack}", f"Backdoor sequela, {attack}")
-    headline_key = partial(is_headline, params)
-    write_frame(membership_table(records, sequela, errors, attacks, main, headline_key), tables / "membership")
-    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela, errors, headline_key)
+    headline_key = partial(is_headline, settings)
+    write_frame(membership_table(records, sequela, deltas, errors, attacks, main, headline_key), tables / "membership")
+    mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela, deltas, errors, headline_key)
     robust_accuracy_figures(figures, attacks, main, sequela)
     reinjection_figures(figures, attacks, main, sequela, baselines)
 
 
-def calibration_figures(params: Params, attacks: list[str], cells: list[str], trials: dict[str, dict[str, dict[str, Any]]],
-                        records: dict[str, Record], figures: Path) -> None:
-    """Per calibrated instance: the defender's validation accuracy (what chose) and the test CA and
-    ASR (what it would have wanted to know) against the knob, the budget line, the chosen value,
-    and every fixed instance of the same method at its own knob value."""
+def calibration_figures(params: Params, attacks: list[str], cells: list[str],
+                        trials: dict[str, dict[str, dict[int, dict[str, Any]]]], records: dict[str, Record],
+                        figures: Path) -> None:
+    """Per calibrated instance, for its first seed: the defender's validation accuracy (what chose)
+    and the test CA and ASR (what it would have wanted to know) against the knob, the budget line,
+    the chosen value, and every fixed instance of the same method at its own knob value (its mean
+    test ASR over seeds)."""
     instances = sorted({name for by_attack in trials.values() for name in by_attack})
     for instance in instances:
-        spec = params.defenses[instance]
-        knob = spec.calibration.knob
-        panels_data, titles = [], []
+        panels_data, titles, knob = [], [], ""
         for attack in attacks:
-            record = trials[attack][instance]
+            seed, record = next(iter(trials[attack][instance].items()))
+            knob = record["knob"]
             points = sorted((t for t in record["trials"] if not t["diverged"]), key=lambda t: t["value"])
             xs = [t["value"] for t in points]
             panel = {"validation acc (defender)": (xs, [t["val_acc"] for t in points]),
                      "test CA": (xs, [t["ca"] for t in points]), "test ASR": (xs, [t["asr"] for t in points])}
-            before = records[f"{attack}-{instance}"]["val_acc_before"]
-            panel["budget (val acc floor)"] = ([min(xs), max(xs)], [before - record["budget"]] * 2)
+            cell = read_json(cell_dir(params, attack, instance, seed) / "defense.json")
+            panel["budget (val acc floor)"] = ([min(xs), max(xs)], [cell["val_acc_before"] - record["budget"]] * 2)
             for fixed in cells:
-                other = params.defenses.get(fixed)  # None: a training-time defense
-                if other is not None and other.method == spec.method and other.calibration is None:
-                    value = getattr(other.defense.config, knob)
-                    panel[f"{fixed}: test ASR"] = ([value], [records[f"{attack}-{fixed}"]["asr"]])
+                other = records[f"{attack}-{fixed}"]
+                strength = other.get("strength")
+                if other["method"] == cell["method"] and not other.get("calibrated") and strength:
+                    panel[f"{fixed}: test ASR"] = ([strength["value"]], [other["asr"]])
             panels_data.append(panel)
-            titles.append(f"{attack}: {instance} chose {knob}={record['chosen']:g}")
+            titles.append(f"{attack} (seed {seed}): {instance} chose {knob}={record['chosen']:g}")
         line_panels(figures / f"calibration_{instance}.png", titles, knob, "fraction", panels_data,
                     log_x=all(v > 0 for p in panels_data for v in p["test CA"][0]))
 
@@ -121,7 +134,7 @@ def clean_model_fact(params: Params, scope: Scope) -> str:
     if scope == "regimes":
         facts = []
         for regime in params.grid.regimes:
-            settings, shadow = params.regimes[regime], read_json(regime_records(regime) / "shadow.json")["models"]
+            settings, shadow = regime_settings(params, regime), read_json(regime_records(regime) / "shadow.json")["models"]
             recipe = settings.train
             facts.append(
                 f"Regime `{regime}`: {settings.train_size:,} training images, {recipe.epochs} epochs, augmentation "
@@ -136,22 +149,29 @@ def clean_model_fact(params: Params, scope: Scope) -> str:
 
 
 def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: list[str],
-          trials: dict[str, dict[str, Any]]) -> str:
+          trials: dict[str, dict[str, Any]], records: dict[str, Record]) -> str:
     """The run at a glance: what ran, the headline tables, the main figures, links to the rest."""
     data = read_json(RECORDS / "data.json")
     sizes = data["sizes"]
     defenders = {}  # one per task: the paradigms' victims may have fewer classes than the data set
     for attack in attacks:
-        record = read_json(cell_dir(params, attack, "none") / "defense.json")
+        record = read_json(cell_dir(params, attack, "none", params.grid.seeds_of(attack, "none")[0]) / "defense.json")
         defenders.setdefault(f"{record['fit_samples']} images to train on and {record['validation_samples']} "
                              "held out for validation", []).append(attack)
     holds = "; ".join(f"{text} ({', '.join(victims)})" if len(defenders) > 1 else text
                       for text, victims in defenders.items())
+    recipe = regime_recipe(params, None)
+    replicated = sorted({r["n_seeds"] for r in records.values()}, reverse=True)
     facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
-             f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes.",
+             f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes (split seed {params.seed}).",
              f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
-             f"{'trained as its regime says (below)' if scope == 'regimes' else f'{params.train.epochs} epochs'}, "
-             f"precision {params.train.precision}, seed {params.seed}.",
+             f"{'trained as its regime says (below)' if scope == 'regimes' else f'{recipe.epochs} epochs'}, "
+             f"precision {recipe.precision}.",
+             f"Seeds: {', '.join(map(str, params.grid.seeds))} (`grid.seeds`); every number is the mean over a cell's "
+             f"seeds ({' or '.join(map(str, replicated))} here) with its {params.report.confidence:.0%} t-interval "
+             f"(± half-width), and every cell a verdict: removed when the interval's upper end of ASR is at most "
+             f"{params.report.asr_removed:.0%}, not removed when its lower end is above it, inconclusive otherwise, "
+             f"collapsed when at least half of the seeds were flagged. A cell of one seed says `1 seed`.",
              f"Defender: {params.data.defense_fraction:.0%} of the training data, {holds}; a cell is "
              f"`collapsed` below {params.utility.collapse_floor:.0%} of its validation accuracy above chance.",
              f"{'Victims' if scope == 'paradigms' else 'Attacks'}: {', '.join(attacks)}; "
@@ -177,33 +197,46 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
     figures += [(out / "figures" / f"calibration_{name}.png", f"calibration of {name}")
                 for name in sorted({n for by_attack in trials.values() for n in by_attack})]
     drawn = [] if scope in ("paradigms", "regimes") else attacks  # landscapes and trigger previews: the standalone attacks'
-    figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack}") for attack in drawn]
+    figures += [(landscape_file(params, attack, "png"), f"loss landscape, {attack} (first seed)") for attack in drawn]
     figures += [(out / "figures" / "sequela_reinjection_reinject.png", "re-injection"),
                 (out / "figures" / "sequela_mia_auc.png", "membership inference")]
     return write_index(out / "README.md", title=f"backdoorlab results: {TITLES[scope]}", facts=facts, tables=tables, figures=figures,
                        table_dir=out / "tables",
                        figure_dirs=[out / "figures", *sorted({landscape_file(params, a, "png").parent for a in drawn}),
-                                    *sorted({trigger_preview_file(params, a).parent for a in drawn})],
+                                    *sorted({trigger_preview_file(params, a, params.grid.seeds[0]).parent for a in drawn})],
                        raw_params=params.raw)
+
+
+def check_scope(params: Params, scope: Scope) -> None:
+    """The lists a scope reads name defined instances (the default run's are checked on load)."""
+    if scope in ("attacks", "full"):
+        check_full_grid(params)
+    elif scope == "paradigms":
+        check_paradigm_grid(params)
+    elif scope == "regimes":
+        check_regime_grid(params)
 
 
 def main() -> None:
     parser = OneLineParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--scope", choices=SCOPES, default="default",
                         help="default: the default run; attacks: grid.more_attacks too; full: and grid.more_defenses; "
-                             "paradigms: the transfer and encoder victims")
+                             "paradigms: the transfer and encoder victims; regimes: the training regimes' victims")
     scope = parser.parse_args().scope
     params = load_params()
+    check_scope(params, scope)
+    settings = parse_sequela(params.section("sequela"))
     out = OUT_DIRS[scope]
     tables, figures = out / "tables", out / "figures"
     attacks, cells, main = params.grid.attack_list(scope), params.grid.cells(scope), params.grid.main_cells(scope)
-    sequela, baselines = sequela_results(params, scope), reinject_baselines(params, scope)
-    records = collect_cells(params, sequela, scope)
-    errors = membership_uncertainty(params, scope)
+    by_seed = sequela_by_seed(params, scope)
+    sequela, deltas, baselines = sequela_means(by_seed), sequela_deltas(by_seed), reinject_baselines(params, scope)
+    records, per_seed = collect_cells(params, settings, sequela, deltas, scope)
+    errors = membership_uncertainty(params, settings, scope, by_seed)
     for attack, by_defense in errors.items():  # the headline numbers' standard errors, beside them in cells.csv
         for defense, by_key in by_defense.items():
             for key, (error, change_error) in by_key.items():
-                if is_headline(params, key):
+                if is_headline(settings, key):
                     records[f"{attack}-{defense}"].update({f"se.{key}": error, f"delta_se.{key}": change_error})
     trained = training_times(params, scope)
     for record in records.values():  # the cost argument: a defense's time against the training's
@@ -214,8 +247,9 @@ def main() -> None:
     write_frame(defender_table(records, attacks, main), tables / "defender")
     notes = sorted({k for r in records.values() for k in r if k.startswith("note.")})
     sequela_keys = sorted({k for r in records.values() for k in r if k.startswith(("sequela.", "delta.", "se.", "delta_se."))})
-    write_frame(detail_table({**records, **baseline_records(params, baselines)}, [*notes, *sequela_keys]),
+    write_frame(detail_table({**records, **baseline_records(settings, baselines)}, [*notes, *sequela_keys]),
                 tables / "cells")
+    write_frame(pd.DataFrame(per_seed).set_index(["attack", "defense", "seed"]).round(4), tables / "cells_by_seed")
     if scope == "full" and params.grid.cleansers:
         write_frame(detection_table(records, attacks, params.grid.cleansers), tables / "detection")
         write_frame(cost_table(records, cells), tables / "cost")
@@ -227,8 +261,8 @@ def main() -> None:
     defense_bars(attacks, main, records, figures / "defenses_ca_asr.png")
     if scope == "paradigms":
         paradigm_report(params, records, main, tables, figures)
-    sequela_report(params, attacks, main, sequela, errors, baselines, records, tables, figures)
-    write_text(out / "README.md", index(params, out, scope, attacks, cells, trials))
+    sequela_report(settings, attacks, main, sequela, deltas, errors, baselines, records, tables, figures)
+    write_text(out / "README.md", index(params, out, scope, attacks, cells, trials, records))
     print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")
 
 

@@ -19,12 +19,14 @@ import torch
 
 from backdoorlab.config import derive_seed, generator_for, load_params
 from backdoorlab.io import save_tensors, write_json
-from backdoorlab.models import save_model
-from backdoorlab.settings import require
+from backdoorlab.layout import regime_records, shadow_model_file, shadow_splits_file
+from backdoorlab.models.base import save_model
+from backdoorlab.pipeline.cli import require_known, run_stage, stage_arguments
+from backdoorlab.pipeline.victims import load_splits, model_spec, regime_recipe
+from backdoorlab.sequela.base import ShadowSettings
+from backdoorlab.settings import parse_section, require
 from backdoorlab.training.loop import predict_logits
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import (load_splits, model_spec, regime_recipe, regime_records, require_known, run_stage,
-                                   shadow_model_file, shadow_splits_file, stage_arguments)
 
 
 def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -35,7 +37,8 @@ def main() -> None:
     regime = stage_arguments(__doc__, "regime?").regime
     params = load_params()
     require_known(params, regime=regime)
-    settings, recipe = params.sequela.shadow, regime_recipe(params, regime)
+    settings = parse_section(ShadowSettings, params.section("sequela").get("shadow"), "sequela.shadow")
+    recipe = regime_recipe(params, regime)
     device = params.torch_device()
     shadow = load_splits().shadow
     half = len(shadow) // 2

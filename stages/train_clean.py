@@ -13,11 +13,12 @@ import time
 
 from backdoorlab.config import derive_seed, generator_for, load_params
 from backdoorlab.io import write_json
-from backdoorlab.models import save_model
+from backdoorlab.layout import regime_clean_model_file, regime_records
+from backdoorlab.models.base import save_model
+from backdoorlab.pipeline.cli import require_known, run_stage, stage_arguments
+from backdoorlab.pipeline.victims import load_splits, model_spec, regime_recipe, regime_training_set
 from backdoorlab.training.loop import accuracy
 from backdoorlab.training.recipe import init_model, train_with_recipe
-from backdoorlab.workspace import (load_splits, model_spec, regime_clean_model_file, regime_recipe, regime_records,
-                                   regime_training_set, require_known, run_stage, stage_arguments)
 
 
 def main() -> None:

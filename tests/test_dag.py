@@ -1,4 +1,5 @@
-"""The DAG's structure: the full matrix's stages are the default run's, with another matrix."""
+"""The DAG's structure: generated from params.yaml and the stages' imports, every cell once, each
+stage depending on exactly the library files it runs (tests/test_code_deps.py checks them at run time)."""
 
 from __future__ import annotations
 
@@ -8,63 +9,101 @@ from pathlib import Path
 
 import yaml
 
+from backdoorlab.config import load_params
+from backdoorlab.graph.stages import MODEL_TEMPLATE
+
 ROOT = Path(__file__).resolve().parents[1]
+PARAMS = load_params(ROOT / "params.yaml")
+FILES = [ROOT / "dvc.yaml", *sorted((ROOT / "full").glob("**/dvc.yaml"))]
 
 
 def stages(path: Path) -> dict:
     return yaml.safe_load(path.read_text())["stages"]
 
 
-def test_full_matrix_files_are_generated_from_the_root_file():
-    """full/*/dvc.yaml repeat the root's stages with other matrices (DVC has no include): they are
-    written by scripts/full_dag.py, so a dependency or param added to the root cannot be forgotten."""
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "full_dag.py"), "--check"],
-                            capture_output=True, text=True)
+def cells_of(path: Path, name: str) -> dict:
+    stage = stages(path).get(name, {})
+    return stage.get("foreach", {})
+
+
+def test_pipeline_files_are_generated_from_params_and_imports():
+    """dvc.yaml and full/*/dvc.yaml are written by scripts/dag.py, so a grid, a seed or an import
+    added to the code cannot be forgotten in a dependency list."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "dag.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
-def test_full_matrix_blocks_cover_every_cell_outside_the_default_run_once():
-    cells = []
-    for path in sorted((ROOT / "full").glob("*/dvc.yaml")):
+def test_every_cell_runs_once_at_its_seeds():
+    grid = PARAMS.grid
+    defend = {key for path in FILES for key in cells_of(path, "defend")}
+    standalone = {f"{a}-{d}-s{s}" for a in grid.attacks + grid.more_attacks for d in grid.defenses + grid.more_defenses
+                  for s in grid.seeds_of(a, d)}
+    victims = {f"{v}-{d}-s{grid.seeds[0]}" for v in grid.victims() for d in grid.main}
+    regimes = {f"{v}-{d}-s{grid.seeds[0]}" for v in grid.regime_victims() for d in grid.regime_defenses}
+    assert sorted(defend) == sorted(standalone | victims | regimes)
+    assert sum(len(cells_of(path, "defend")) for path in FILES) == len(defend)  # no cell in two blocks
+    assert {f"badnets-{d}-s{s}" for d in grid.defenses for s in grid.seeds} <= set(cells_of(ROOT / "dvc.yaml", "defend"))
+
+
+def test_the_lead_columns_run_at_every_seed_and_the_rest_at_the_first():
+    grid = PARAMS.grid
+    cells = {key for path in FILES for key in cells_of(path, "defend")}
+    for defense in grid.lead_columns:
+        assert {f"sig-{defense}-s{s}" for s in grid.seeds} <= cells
+    other = next(d for d in grid.more_defenses if d not in grid.lead_columns)
+    assert {k for k in cells if k.startswith(f"sig-{other}-")} == {f"sig-{other}-s{grid.seeds[0]}"}
+
+
+def test_a_defense_cell_depends_on_its_own_method_not_on_the_others():
+    """defend@badnets-nc-s0 runs defenses/nc.py (and its imports), never d3.py: an edit to one
+    defense re-runs only that defense's cells."""
+    nc = cells_of(ROOT / "full" / "defenses" / "dvc.yaml", "defend")[f"badnets-nc-s{PARAMS.grid.seeds[0]}"]
+    assert "src/backdoorlab/defenses/nc.py" in nc["code"]
+    assert not any(f.startswith("src/backdoorlab/defenses/") and f.endswith(("d3.py", "sft.py", "fp.py"))
+                   for f in nc["code"])
+    d3_cal = cells_of(ROOT / "dvc.yaml", "defend")[f"badnets-d3_cal-s{PARAMS.grid.seeds[0]}"]
+    assert {"src/backdoorlab/defenses/d3.py", "src/backdoorlab/defenses/weight_anchor.py"} <= set(d3_cal["code"])
+    shared = stages(ROOT / "dvc.yaml")["defend"]["do"]["deps"]
+    assert "src/backdoorlab/defenses/calibration.py" in shared and "src/backdoorlab/config.py" in shared
+    assert not any("/defenses/d3.py" in dep or "/attacks/badnets.py" in dep for dep in shared)
+
+
+def test_prepare_depends_on_the_data_family_and_nothing_above_it():
+    deps = stages(ROOT / "dvc.yaml")["prepare"]["deps"]
+    assert "src/backdoorlab/data" in deps and "src/backdoorlab/config.py" in deps
+    for family in ("defenses", "attacks", "paradigms", "cleansing", "reporting", "sequela", "training", "models"):
+        assert not any(dep.startswith(f"src/backdoorlab/{family}/") for dep in deps), family
+
+
+def test_every_stage_that_builds_a_model_follows_model_arch():
+    """`dvc exp run -S model=<arch>` changes the templated model dependency with the params."""
+    for path in FILES:
         for name, stage in stages(path).items():
-            if name in ("defend", "sequela"):
-                matrix = stage["matrix"]
-                cells.append((name, matrix.get("paradigm", matrix.get("regime")), matrix["attack"],
-                              matrix.get("defense", matrix.get("cleanser"))))
-            records = {"paradigms": "records/paradigms/", "regimes": "records/regimes/"}.get(path.parent.name, "records/full/")
-            assert all(records in out for out in outs(stage) if out.startswith("reports/records")), name
-    new, more = "${grid.more_attacks}", "${grid.more_defenses}"
-    victims = ("${grid.paradigms}", "${grid.paradigm_attacks}", "${grid.main}")
-    regime_victims = ("${grid.regimes}", "${grid.regime_attacks}", "${grid.regime_defenses}")
-    assert sorted(cells, key=str) == sorted([
-        ("defend", None, new, "${grid.defenses}"), ("sequela", None, new, "${grid.main}"),
-        ("defend", None, "${grid.attacks}", more), ("sequela", None, "${grid.attacks}", more),
-        ("defend", None, new, more), ("sequela", None, new, more),
-        ("defend", *victims), ("sequela", *victims),
-        ("defend", *regime_victims), ("sequela", *regime_victims),
-        ("sequela", None, "${grid.cleansing_attacks}", "${grid.cleansers}")], key=str)
+            body = stage.get("do", stage)
+            if "model" in body.get("params", []) and name != "report":  # the report only names the model
+                assert MODEL_TEMPLATE in body["deps"], f"{path.name}:{name}"
 
 
 def test_paradigm_stages_list_only_their_own_part_of_the_paradigm():
     """Each pre-training stage reads one part of `paradigms.<name>`, so a downstream change never
     re-runs pre-training or the implant (tests/test_paradigm_pipeline.py runs it)."""
     block = stages(ROOT / "full" / "paradigms" / "dvc.yaml")
-    parts = {name: {p.rsplit(".", 1)[1] for p in block[name]["params"] if p.startswith("paradigms.")}
+    parts = {name: {p.rsplit(".", 1)[1] for p in block[name]["do"]["params"] if p.startswith("paradigms.")}
              for name in ("upstream", "implant", "counterpart", "downstream")}
     assert parts == {"upstream": {"method", "task", "pretrain"}, "implant": {"method", "task", "implant"},
                      "counterpart": {"method", "task", "downstream"}, "downstream": {"method", "task", "downstream"}}
-    assert not any(p.startswith("defenses") for name in parts for p in block[name]["params"])
+    assert not any(p.startswith("defenses") for name in parts for p in block[name]["do"]["params"])
 
 
-def outs(stage: dict) -> list[str]:
-    return [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
+def outs(body: dict) -> list[str]:
+    return [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
 
 
 def test_every_committed_report_is_restorable_from_the_run_cache():
     """DVC's run-cache never restores an uncached plain `outs:` entry, so every `cache: false`
     output must be declared under `metrics:` or `plots:` (../shared DVC notes)."""
-    for path in [ROOT / "dvc.yaml", *sorted((ROOT / "full").glob("**/dvc.yaml"))]:
+    for path in FILES:
         for name, stage in stages(path).items():
-            for out in stage.get("outs", []):
+            for out in stage.get("do", stage).get("outs", []):
                 options = next(iter(out.values())) if isinstance(out, dict) else {}
                 assert options.get("cache", True), f"{path.name}:{name}: uncached plain out {out}"

@@ -17,6 +17,7 @@ from backdoorlab.config import parse_params
 from backdoorlab.data import DATASETS
 from backdoorlab.data import image_folder as image_folder_module
 from backdoorlab.errors import ConfigError, DataError
+from backdoorlab.pipeline.checks import check_params, data_shape
 
 from conftest import ROOT
 
@@ -112,7 +113,8 @@ def test_image_folder_is_one_params_change_from_the_default(tmp_path):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"] = {**raw["data"], "dataset": "image_folder", "options": {"root": str(tmp_path / "tree")}}
     params = parse_params(raw)
-    assert params.dataset.num_classes == 10 and params.dataset.image_shape == (3, 32, 32)
+    check_params(params)
+    assert data_shape(params) == ((3, 32, 32), 10)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

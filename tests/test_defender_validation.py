@@ -15,7 +15,7 @@ from backdoorlab.errors import ConfigError, TrainingDiverged
 from backdoorlab.metrics import retained_accuracy
 from backdoorlab.training.loop import accuracy, fit, sgd
 from backdoorlab.training.schedules import constant, with_warmup
-from backdoorlab.workspace import Splits
+from backdoorlab.pipeline.victims import Splits
 
 CPU = torch.device("cpu")
 

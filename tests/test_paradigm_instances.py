@@ -108,7 +108,7 @@ def test_an_mlp_head_is_refused_in_the_pipeline():
 def test_a_task_of_some_classes_keeps_the_defenders_draw():
     """The transfer task's splits: only its classes, relabelled in list order; a defender of the
     task holds the task's images of the same seeded draw, in the same order."""
-    from backdoorlab.workspace import Splits
+    from backdoorlab.pipeline.victims import Splits
 
     order = torch.randperm(len(TRAIN), generator=torch.Generator().manual_seed(3))
     splits = Splits(TRAIN, TEST, SHADOW, order)

@@ -44,6 +44,7 @@ def test_every_victim_runs_to_the_report(repo):
     task = json.loads((repo / "reports/records/paradigms/counterpart/transfer_data.json").read_text())
     assert task["classes"] == 5
     assert stale(repo) == set()
+    assert tinyrepo.undeclared_imports(repo) == {}  # each paradigm stage declares every library file it ran
 
 
 def test_a_defense_param_reruns_no_pre_training(repo):
@@ -51,7 +52,7 @@ def test_a_defense_param_reruns_no_pre_training(repo):
     params["defenses"]["ft"]["lr"] = 0.02
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     changed = stale(repo)
-    assert changed and all(re.match(r"(defend|sequela)@.*-ft$|report$", name) for name in changed), changed
+    assert changed and all(re.match(r"(defend|sequela)@.*-ft-s\d+$|report$", name) for name in changed), changed
     tinyrepo.run(["git", "checkout", "params.yaml"], repo)
 
 
@@ -60,7 +61,8 @@ def test_the_downstream_head_reruns_neither_simclr_nor_badencoder(repo):
     params["paradigms"]["encoder"]["downstream"]["epochs"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     changed = stale(repo)
-    assert {"counterpart@encoder", "downstream@encoder-badnets"} <= changed, changed
+    seed = TINY["grid"]["seeds"][0]
+    assert {"counterpart@encoder", f"downstream@encoder-badnets-s{seed}"} <= changed, changed
     assert not any(name.startswith(("upstream@", "implant@")) for name in changed), changed
     assert not any("transfer" in name for name in changed), changed
     tinyrepo.run(["git", "checkout", "params.yaml"], repo)

@@ -1,4 +1,7 @@
-"""params.yaml validation: every bad value is a one-line error naming its key, before any work."""
+"""params.yaml validation: every bad value is a one-line error naming its key, before any work.
+
+A stage checks the sections it reads; `python -m backdoorlab.pipeline.checks <blocks>` (run by
+`make repro` before DVC) checks every section the chosen blocks read."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import yaml
 
 from backdoorlab.config import parse_params
 from backdoorlab.errors import ConfigError
+from backdoorlab.pipeline.checks import BLOCKS, check_params
+from backdoorlab.pipeline.victims import regime_recipe, regime_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -76,10 +81,18 @@ def edited(path: str, value) -> dict:
     ("sequela.attacks.rmia.offline_a", 1.5, "sequela.attacks.rmia.offline_a"),
     ("sequela.attacks.rmia.fprs", [0.0], "sequela.attacks.rmia.fprs"),
     ("report.bootstrap", 1, "report.bootstrap"),
+    ("report.confidence", 1.0, "report.confidence"),
+    ("grid.seeds", [], "grid.seeds"),
+    ("grid.seeds", [0, 1, 1], "grid.seeds"),
+    ("grid.seeds", [0, -2], "grid.seeds[1]"),
+    ("grid.seeds", [0, 1.5], "grid.seeds[1]"),
+    ("grid.seeds", [0, "one"], "grid.seeds[1]"),
+    ("grid.seeds", [True], "grid.seeds[0]"),
+    ("landscape.defenses", ["ft", "nc"], "landscape.defenses[1]"),  # not a default-run cell
 ])
 def test_bad_value_names_its_key(path, value, key):
     with pytest.raises(ConfigError) as error:
-        parse_params(edited(path, value))
+        check_params(parse_params(edited(path, value)), BLOCKS)
     message = str(error.value)
     assert message.startswith(key + ":"), message
     assert "\n" not in message
@@ -87,33 +100,51 @@ def test_bad_value_names_its_key(path, value, key):
 
 def test_default_params_are_valid():
     params = parse_params(DEFAULT)
+    check_params(params, BLOCKS)
     assert set(params.grid.main) <= set(params.grid.defenses)
+
+
+def test_a_section_the_default_run_does_not_read_does_not_stop_it():
+    """A broken paradigm or regime section stops its own block, not the default run."""
+    broken = edited("paradigms.encoder.method", "simsiam")
+    broken["regimes"]["membership"]["train_size"] = 0
+    check_params(parse_params(broken), ["default"])
+    with pytest.raises(ConfigError, match="^paradigms.encoder.method:"):
+        check_params(parse_params(broken), ["paradigms"])
 
 
 def test_a_training_time_defense_may_not_share_a_defense_name():
     with pytest.raises(ConfigError, match="^cleansers.ft: is also a defense's name"):
-        parse_params(edited("cleansers.ft", {"method": "ac"}))
+        check_params(parse_params(edited("cleansers.ft", {"method": "ac"})), ["full"])
 
 
 def test_a_regime_overrides_only_what_it_names():
     params = parse_params(DEFAULT)
-    regime = params.regimes["membership"].train
+    regime, train = regime_settings(params, "membership").train, regime_recipe(params, None)
     assert regime.epochs == DEFAULT["regimes"]["membership"]["train"]["epochs"]
     assert (regime.augment.crop_padding, regime.augment.hflip) == (0, False)
-    assert (regime.lr, regime.batch_size) == (params.train.lr, params.train.batch_size)
+    assert (regime.lr, regime.batch_size) == (train.lr, train.batch_size)
 
 
 def test_a_regime_may_not_shadow_an_attack_or_paradigm_name():
     with pytest.raises(ConfigError, match="^regimes.badnets: clashes with attack 'badnets'"):
-        parse_params(edited("regimes.badnets", {"train_size": 10}))
+        check_params(parse_params(edited("regimes.badnets", {"train_size": 10})), ["regimes"])
     with pytest.raises(ConfigError, match="^regimes.encoder: is also a paradigm's name"):
-        parse_params(edited("regimes.encoder", {"train_size": 10}))
+        check_params(parse_params(edited("regimes.encoder", {"train_size": 10})), ["regimes"])
 
 
 def test_a_paradigm_may_not_shadow_an_attack_name():
     params = edited("paradigms.badnets", {"method": "encoder"})
     with pytest.raises(ConfigError, match="^paradigms.badnets: clashes with attack 'badnets'"):
-        parse_params(params)
+        check_params(parse_params(params), ["paradigms"])
+
+
+def test_replicated_cells_are_the_default_run_and_the_lead_columns():
+    grid = parse_params(edited("grid.seeds", [3, 5, 7])).grid
+    assert grid.seeds_of("badnets") == grid.seeds_of("sig") == [3, 5, 7]  # victims of the standalone attacks
+    assert grid.seeds_of("sig", "sft") == grid.seeds_of("badnets", "ftsam") == [3, 5, 7]  # a lead column
+    assert grid.seeds_of("badnets", "nc") == grid.seeds_of("sig", "ac") == [3]  # other cells: the first seed
+    assert grid.seeds_of("transfer_data-badnets") == grid.seeds_of("membership-badnets", "sft") == [3]
 
 
 def test_full_matrix_tables_lead_with_the_lead_columns_then_keep_grid_order():
@@ -127,13 +158,13 @@ def test_full_matrix_tables_lead_with_the_lead_columns_then_keep_grid_order():
 
 def test_stage_refuses_bad_params_and_writes_nothing(tmp_path):
     """The real entry point: exit code 2, one line on stderr naming the key, no output file."""
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(edited("attacks.badnets.poison_rate", 2.0)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(edited("data.test_size", -1)))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "embedded").symlink_to(ROOT / "data" / "embedded")
     result = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "attacks.badnets.poison_rate" in lines[0], result.stderr
+    assert len(lines) == 1 and "data.test_size" in lines[0], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "params.yaml"]
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["embedded"]

@@ -16,6 +16,7 @@ import yaml
 
 from backdoorlab.compose import composed
 from backdoorlab.config import parse_params
+from backdoorlab.pipeline.checks import BLOCKS, check_params, data_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = sorted(p.stem for p in (ROOT / "conf" / "profile").glob("*.yaml"))
@@ -35,10 +36,8 @@ def test_params_yaml_is_the_default_composition():
 def test_profile_is_valid(profile):
     raw = composed([f"profile={profile}"], ROOT)
     params = parse_params(raw)
+    check_params(params, BLOCKS)
     assert params.grid.attacks and "none" in params.grid.main
-    # full/*/dvc.yaml's matrices read these keys: DVC cannot even list the stages without them
-    assert {"more_attacks", "more_defenses", "paradigms", "paradigm_attacks", "cleansers",
-            "cleansing_attacks"} <= set(raw["grid"])
 
 
 def test_the_paper_profile_picks_its_data_and_model_and_the_command_line_wins():
@@ -65,8 +64,10 @@ def test_every_data_set_and_model_compose_into_valid_params(dataset, model):
         overrides.append("data.options.num_classes=10")
     raw = composed(overrides, ROOT)
     params = parse_params(raw)
+    check_params(params, BLOCKS)
+    shape, classes = data_shape(params)
     assert (params.data.dataset, params.model_arch) == (dataset, model)
-    assert params.dataset.num_classes >= 10 and len(params.dataset.image_shape) == 3
+    assert classes >= 10 and len(shape) == 3
 
 
 def fake_cifar10(root: Path, per_file: int) -> None:
@@ -89,15 +90,15 @@ def test_paper_profile_stages_run_at_tiny_size(tmp_path):
     params["defenses"]["sft"].update(epochs_1=1, epochs_2=1)
     fake_cifar10(tmp_path / "cifar", per_file=30)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in (["prepare.py"], ["poison.py", "badnets"], ["train.py", "badnets"],
+    for stage in (["prepare.py"], ["poison.py", "badnets"], ["train.py", "badnets"],  # the first of grid.seeds: 0
                   ["defend.py", "badnets", "sft"], ["defend.py", "badnets", "nad"]):  # NAD: the model's own layers
         result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
                                 cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
-    cell = json.loads((tmp_path / "reports/records/cells/badnets-sft/defense.json").read_text())
+    cell = json.loads((tmp_path / "reports/records/cells/badnets-sft/s0/defense.json").read_text())
     # 5% of 120 train images = 6, of which 20% (rounded up) held out for validation
     assert (cell["fit_samples"], cell["validation_samples"]) == (4, 2) and 0 <= cell["asr"] <= 1
-    assert (tmp_path / "models/badnets/sft.safetensors").stat().st_size > 100_000  # a ResNet-18
+    assert (tmp_path / "models/badnets/s0/sft.safetensors").stat().st_size > 100_000  # a ResNet-18
 
 
 def test_paper_profile_paradigms_run_at_tiny_size(tmp_path):
@@ -121,7 +122,7 @@ def test_paper_profile_paradigms_run_at_tiny_size(tmp_path):
         result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
                                 cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, (stage, result.stderr[-2000:])
-    cell = json.loads((tmp_path / "reports/records/paradigms/cells/transfer_model-badnets-ft/defense.json").read_text())
+    cell = json.loads((tmp_path / "reports/records/paradigms/cells/transfer_model-badnets-ft/s0/defense.json").read_text())
     assert 0 <= cell["ca"] <= 1  # a five-class downstream task, defended
     assert (tmp_path / "models/encoder/clean.safetensors").stat().st_size > 100_000
 
@@ -147,5 +148,5 @@ def test_a_jpeg_folder_runs_through_the_stages_with_a_new_model(tmp_path):
     data = json.loads((tmp_path / "reports/records/data.json").read_text())
     assert data["dataset"] == "image_folder" and data["image_shape"] == [3, 32, 32]
     assert data["sizes"] == {"train": 180, "test": 60, "shadow": 60} and len(list((tmp_path / "cache").iterdir())) == 1
-    cell = json.loads((tmp_path / "reports/records/cells/badnets-ft/defense.json").read_text())
+    cell = json.loads((tmp_path / "reports/records/cells/badnets-ft/s0/defense.json").read_text())
     assert 0 <= cell["ca"] <= 1

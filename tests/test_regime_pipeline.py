@@ -28,18 +28,20 @@ def test_every_regime_victim_runs_to_the_report(repo):
     victims = [f"{r}-{a}" for r in grid["regimes"] for a in grid["regime_attacks"]]
     summary = json.loads((repo / "reports/regimes/summary.json").read_text())
     assert set(summary) == set(victims) and all(set(cells) == set(grid["regime_defenses"]) for cells in summary.values())
+    seed = grid["seeds"][0]  # a regime's victims run at the first seed
     for victim in victims:
-        poison = json.loads((repo / f"reports/records/regimes/train/{victim}/poison.json").read_text())
+        poison = json.loads((repo / f"reports/records/regimes/train/{victim}/s{seed}/poison.json").read_text())
         assert poison["train_size"] == regime["train_size"]  # the regime's images, not the training split
-        timing = json.loads((repo / f"reports/records/regimes/train/{victim}/timing.json").read_text())
+        timing = json.loads((repo / f"reports/records/regimes/train/{victim}/s{seed}/timing.json").read_text())
         assert timing["epochs"] == regime["train"]["epochs"]
-        scores = load_tensors(repo / f"reports/records/regimes/cells/{victim}-ft/membership_scores.safetensors")
+        scores = load_tensors(repo / f"reports/records/regimes/cells/{victim}-ft/s{seed}/membership_scores.safetensors")
         assert {"rmia/members", "mia_shadow/non_members", "mia.loss/members"} <= set(scores)
     shadow = json.loads((repo / "reports/records/regimes/membership/shadow.json").read_text())
     assert len(shadow["models"]) == TINY["sequela"]["shadow"]["models"]
     table = (repo / "reports/regimes/tables/membership.md").read_text()
     assert "rmia.auc" in table and "±" in table and "gap" in table
     assert tinyrepo.dvc("status", BLOCK, cwd=repo).stdout.strip().endswith("up to date.")
+    assert tinyrepo.undeclared_imports(repo) == {}  # each regime stage declares every library file it ran
 
 
 def test_a_regime_param_reruns_only_the_regime(repo):
@@ -59,7 +61,7 @@ def test_a_regime_larger_than_the_training_split_is_refused_by_name(repo):
     params["regimes"]["membership"]["train_size"] = 100_000
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     try:
-        result = tinyrepo.run(["python", "stages/poison.py", "membership-badnets"], repo, check=False)
+        result = tinyrepo.run(["python", "stages/poison.py", "membership-badnets", "--seed", "0"], repo, check=False)
         assert result.returncode == 2, result.stderr
         assert "regimes.membership.train_size: 100000 images and the defender's" in result.stderr
     finally:

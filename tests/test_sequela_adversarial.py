@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sequela_checks import context, sequela_attack
 
-from backdoorlab.adversarial import perturb
+from backdoorlab.training.gradient_ascent import perturb
 from backdoorlab.training.loop import to_float
 
 EPS = [0.005, 0.02, 0.05, 0.3]

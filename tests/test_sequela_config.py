@@ -22,17 +22,17 @@ from backdoorlab.sequela import parse_sequela
 ])
 def test_bad_attack_params_name_the_key(entry, key):
     with pytest.raises(ConfigError, match=f"^{key.replace('[', '.').replace(']', '.')}"):
-        parse_sequela({"attacks": {"x": entry}}, 10)
+        parse_sequela({"attacks": {"x": entry}})
 
 
 def test_bad_shadow_settings_name_the_key():
     with pytest.raises(ConfigError, match="^sequela.shadow.models"):
-        parse_sequela({"shadow": {"models": 0}, "attacks": {}}, 10)
+        parse_sequela({"shadow": {"models": 0}, "attacks": {}})
 
 
 def test_headline_metrics():
     attacks = parse_sequela({"attacks": {"m": {"method": "mia_metric"}, "p": {"method": "pgd"}, "f": {"method": "fgsm"},
-                                         "r": {"method": "reinject"}, "s": {"method": "mia_shadow"}}}, 10).attacks
+                                         "r": {"method": "reinject"}, "s": {"method": "mia_shadow"}}}).attacks
     assert attacks["m"].headline("loss.auc") and not attacks["m"].headline("loss.bal_acc")
     assert not attacks["m"].headline("confidence.auc")  # rank-equivalent to loss
     assert not attacks["f"].headline("robust_acc@0.1")
@@ -46,7 +46,8 @@ def test_sequela_table_after_delta_and_baseline():
     results = {"none": {"r.asr@5": 0.9, "m.auc": 0.52}, "ft": {"r.asr@5": 0.6, "m.auc": 0.5}}
     results["none"]["r.asr@20"] = results["ft"]["r.asr@20"] = 1.0
     errors = {"none": {"m.auc": (0.02, 0.0)}, "ft": {"m.auc": (0.021, 0.007)}}
-    frame = sequela_table(results, ["none", "ft"], {"r.asr@5": 0.1}, errors)
+    deltas = {d: {k: v - results["none"][k] for k, v in results[d].items()} for d in results}  # one seed
+    frame = sequela_table(results, deltas, ["none", "ft"], {"r.asr@5": 0.1}, errors)
     assert list(frame.columns[:6]) == ["m.auc after", "m.auc after_se", "m.auc delta", "m.auc delta_se",
                                        "r.asr@5 after", "r.asr@5 delta"]
     assert frame.loc["ft", "r.asr@5 after"] == 0.6

@@ -9,11 +9,14 @@ checkout would be after `dvc repro && git commit`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from dvc.repo import Repo
 
 from backdoorlab.compose import CONF_DIR, CONFIG_NAME, compose_params, composed
 from backdoorlab.snapshot import copy_sources
@@ -32,9 +35,14 @@ def env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+IMPORT_LOG = "import-log"  # beside the repository: each stage's imported library files (tests/test_code_deps.py)
+
+
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command in `cwd`; with `check`, fail the test with its output if it fails."""
-    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    """Run a command in `cwd`; with `check`, fail the test with its output if it fails. Every stage it
+    runs logs the library files it imported to ``<cwd>/../import-log``."""
+    result = subprocess.run(args, cwd=cwd, env={**env(), "BACKDOORLAB_IMPORT_LOG": str(cwd.parent / IMPORT_LOG)},
+                            capture_output=True, text=True)
     if check:
         assert result.returncode == 0, (f"{' '.join(args)} failed ({result.returncode}):\n"
                                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -51,13 +59,14 @@ def commit(repo: Path, message: str) -> None:
 
 
 def use_profile(repo: Path, profile: str) -> None:
-    """Make ``profile`` the copy's default composition (so `dvc exp run -S ...` composes it too) and
-    write it to params.yaml."""
+    """Make ``profile`` the copy's default composition (so `dvc exp run -S ...` composes it too),
+    write it to params.yaml, and generate the copy's pipeline files from it (`make dag`)."""
     config = repo / CONF_DIR / f"{CONFIG_NAME}.yaml"
     text = config.read_text()
     assert "  - profile: null" in text, f"{config}: no `profile: null` default to replace"
     config.write_text(text.replace("  - profile: null", f"  - profile: {profile}"))
     compose_params(repo / "params.yaml", root=repo)
+    run([sys.executable, "scripts/dag.py"], repo)
 
 
 def build(dst: Path) -> Path:
@@ -82,3 +91,33 @@ def with_block(base: Path, dst: Path, block: str) -> Path:
     repo = clone(base, dst)
     dvc("repro", block, cwd=repo)
     return repo
+
+
+def declared(repo: Path) -> dict[str, tuple[str, set[str]]]:
+    """``{command: (stage address, declared dependency paths relative to the repository)}`` for every
+    stage of every pipeline file; a folder dependency declares every file under it."""
+    out = {}
+    with Repo(str(repo)) as dvc:
+        for stage in dvc.index.stages:
+            paths = set()
+            for dep in stage.deps:
+                path = Path(dep.fs_path)
+                paths |= {str(f.relative_to(repo)) for f in path.rglob("*.py")} if path.is_dir() else {str(path.relative_to(repo))}
+            out[stage.cmd.removeprefix("python ")] = (stage.addressing, paths)
+    return out
+
+
+def undeclared_imports(repo: Path) -> dict[str, list[str]]:
+    """For every stage run logged beside ``repo``: the library files it imported but does not declare."""
+    stages = declared(repo)
+    missing = {}
+    logs = sorted((repo.parent / IMPORT_LOG).glob("*.json"))
+    assert logs, "no stage logged its imports"
+    for log in logs:
+        entry = json.loads(log.read_text())
+        assert entry["command"] in stages, f"{entry['command']!r} is no stage's command"
+        name, deps = stages[entry["command"]]
+        lacking = sorted(set(entry["files"]) - deps)
+        if lacking:
+            missing[name] = lacking
+    return missing

@@ -1,8 +1,12 @@
-"""params.yaml, loaded and validated as a whole before any stage does any work.
+"""params.yaml: the sections every stage shares, loaded and checked; the rest read where used.
 
-Every stage calls :func:`load_params`; a wrong value anywhere stops every stage with a one-line
-error naming the key, before a file is read or written. Sections are parsed into the dataclasses
-their modules declare, so the checks live next to the knobs.
+:func:`load_params` parses what every stage needs (seeds, device, the data settings, the model's
+name, the grid, the utility and report settings) and checks it, so a wrong value there stops any
+stage with a one-line error naming the key. A method's own section (``attacks.<name>``,
+``defenses.<name>``, ``paradigms.<name>``, ``sequela``, ...) is parsed by its family when a stage
+builds it: a stage validates, and imports, only what it runs (DVC then re-runs only the cells a
+change can affect, and a data set of three classes is never stopped by a block it does not run).
+This module imports nothing of the library above :mod:`settings`.
 """
 
 from __future__ import annotations
@@ -16,19 +20,8 @@ from typing import Any, Literal, Mapping
 import torch
 import yaml
 
-from backdoorlab.attacks import Attack, build_attack
-from backdoorlab.cleansing import Cleanser, build_cleanser
-from backdoorlab.data import DATASETS, Dataset
-from backdoorlab.defenses import DefenseSpec, build_defense
 from backdoorlab.errors import ConfigError
-from backdoorlab.launch_config import LaunchSettings, parse_launch
-from backdoorlab.models import MODELS
-from backdoorlab.paradigms import Paradigm, build_paradigm
-from backdoorlab.paradigms.base import check_task_attack
-from backdoorlab.reporting.landscape import LandscapeSettings
-from backdoorlab.sequela import SequelaSettings, parse_sequela
 from backdoorlab.settings import check_non_negative, parse_section, require
-from backdoorlab.training.loop import OptimConfig
 
 PARAMS_FILE = "params.yaml"
 
@@ -73,43 +66,16 @@ class ReportSettings:
     # Bootstrap resamples of the membership attacks' evaluation scores, for the standard errors of
     # their AUC and TPR and of each defense's change (paired: the same resamples for both models).
     bootstrap: int = 500
+    # Confidence level of every interval over seeds (a Student t-interval of the mean).
+    confidence: float = 0.95
+    # A cell's backdoor is "removed" when the upper end of its ASR interval is at most this, "not
+    # removed" when the lower end is above it, "inconclusive" otherwise (reporting/verdicts.py).
+    asr_removed: float = 0.10
 
     def check(self, key: str) -> None:
         require(self.bootstrap >= 2, f"{key}.bootstrap", f"must be >= 2, got {self.bootstrap}")
-
-
-@dataclass(frozen=True)
-class RegimeSettings:
-    """A training regime: victims ``<regime>-<attack>`` trained on ``train_size`` images of the
-    training split with ``train`` (the ``train`` section with the regime's overrides applied), as
-    are the regime's clean model and shadow models. The defender and the test set are unchanged."""
-
-    train_size: int
-    train: OptimConfig
-
-
-def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` applied, nested mappings merged key by key."""
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = merged(base[key], value) if isinstance(value, Mapping) and isinstance(base.get(key), Mapping) else value
-    return out
-
-
-def parse_regimes(raw: Mapping[str, Any] | None, train: Mapping[str, Any]) -> dict[str, RegimeSettings]:
-    regimes = {}
-    for name, section in (raw or {}).items():
-        key = f"regimes.{name}"
-        require(isinstance(section, Mapping), key, "expected a mapping")
-        unknown = sorted(set(section) - {"train_size", "train"})
-        require(not unknown, f"{key}.{unknown[0] if unknown else ''}", "unknown parameter (known: train_size, train)")
-        size = section.get("train_size")
-        require(isinstance(size, int) and not isinstance(size, bool) and size > 0, f"{key}.train_size",
-                f"must be a positive integer, got {size!r}")
-        overrides = section.get("train") or {}
-        require(isinstance(overrides, Mapping), f"{key}.train", "expected a mapping (overrides of train)")
-        regimes[name] = RegimeSettings(size, parse_section(OptimConfig, merged(train, overrides), f"{key}.train"))
-    return regimes
+        require(0 < self.confidence < 1, f"{key}.confidence", f"must be in (0, 1), got {self.confidence}")
+        require(0 < self.asr_removed < 1, f"{key}.asr_removed", f"must be in (0, 1), got {self.asr_removed}")
 
 
 # What a report covers: the default run; every attack against the default run's defenses (the
@@ -124,11 +90,15 @@ class GridSettings:
     attacks: list[str]
     defenses: list[str]  # the default run: every defense instance run against every attack
     main: list[str]  # the subset in the main table and probed by the sequela attacks
+    # Replicates: every victim and cell of the default run, and the full matrix's lead columns, is
+    # run once per seed (poisoned subset, initialisation, batch order, the defense's randomness);
+    # every other cell runs at the first seed only, and the tables say so.
+    seeds: list[int] = field(default_factory=lambda: [0])
     # The full matrix only (full/dvc.yaml): more cells, each in the tables and probed by the sequela.
     more_defenses: list[str] = field(default_factory=list)
     more_attacks: list[str] = field(default_factory=list)  # run against defenses + more_defenses
     # The full matrix's tables and figures show these instances first, in this order (the D3
-    # paper's columns), then the others in grid order.
+    # paper's columns), then the others in grid order; they run over every seed.
     lead_columns: list[str] = field(default_factory=list)
     # The transfer and encoder paradigms (full/paradigms/dvc.yaml): each of these attacks planted
     # through each paradigm, a victim named <paradigm>-<attack>, against the main defenses.
@@ -144,6 +114,13 @@ class GridSettings:
     regimes: list[str] = field(default_factory=list)
     regime_attacks: list[str] = field(default_factory=list)
     regime_defenses: list[str] = field(default_factory=list)
+
+    def check(self, key: str) -> None:
+        require(len(self.seeds) > 0, f"{key}.seeds", "name at least one seed")
+        for i, seed in enumerate(self.seeds):
+            require(seed >= 0, f"{key}.seeds[{i}]", f"must be a non-negative integer, got {seed}")
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        require(not repeated, f"{key}.seeds", f"seed {repeated[0] if repeated else ''} is listed twice")
 
     def victims(self) -> list[str]:
         """The paradigms' victims, ``<paradigm>-<attack>``."""
@@ -180,29 +157,59 @@ class GridSettings:
         cells = self.main + self.more_defenses + self.cleansers
         return [c for c in self.lead_columns if c in cells] + [c for c in cells if c not in self.lead_columns]
 
+    def seeds_of(self, attack: str, defense: str | None = None) -> list[int]:
+        """The seeds a victim (``defense`` None) or a cell runs at: every seed for the standalone
+        attacks' victims, their cells with the default run's defenses and the full matrix's lead
+        columns; the first seed for every other cell and for the paradigms' and regimes' victims."""
+        replicated = attack in self.attacks + self.more_attacks and (
+            defense is None or defense in self.defenses or defense in self.lead_columns)
+        return list(self.seeds) if replicated else self.seeds[:1]
+
 
 @dataclass(frozen=True)
 class Params:
+    """params.yaml's shared sections, parsed; ``raw`` keeps every section as written."""
+
     raw: Mapping[str, Any]
-    seed: int
+    seed: int  # the data split's seed (prepare, the attacker's shadow models); replicates: grid.seeds
     device: Literal["cpu", "cuda", "auto"]
     deterministic: bool  # on a GPU: deterministic kernels (slower), else cuDNN's autotuner
     data: DataSettings
-    dataset: Dataset
     model_arch: str
     model_params: Mapping[str, Any]
-    train: OptimConfig
-    attacks: dict[str, Attack]
-    defenses: dict[str, DefenseSpec]
-    paradigms: dict[str, Paradigm]
-    regimes: dict[str, RegimeSettings]
-    cleansers: dict[str, Cleanser]
     grid: GridSettings
     utility: UtilitySettings
-    sequela: SequelaSettings
-    landscape: LandscapeSettings
     report: ReportSettings
-    launch: LaunchSettings  # read only by the Ray launcher, never a stage param
+
+    def section(self, key: str) -> Mapping[str, Any]:
+        """A top-level section as written (``{}`` when absent); one line naming it if not a mapping."""
+        value = self.raw.get(key) or {}
+        require(isinstance(value, Mapping), key, "expected a mapping")
+        return value
+
+    def instance(self, family: str, name: str) -> Mapping[str, Any]:
+        """The named instance ``<family>.<name>`` (e.g. ``defenses.sft``), a mapping with a ``method``."""
+        section = self.section(family).get(name)
+        require(section is not None, f"{family}.{name}", f"not defined (defined: {', '.join(self.section(family))})")
+        require(isinstance(section, Mapping) and "method" in section, f"{family}.{name}.method",
+                "missing required parameter")
+        return section
+
+    def method(self, family: str, name: str) -> str:
+        """The registry name an instance runs (``defenses.d3_cal`` -> ``d3``)."""
+        return self.instance(family, name)["method"]
+
+    def clean_fraction(self, defense: str) -> float:
+        """The share of the training set a defense instance holds (a training-time defense holds
+        all of it; its sequela cells still take the re-injection attacker's usual subset)."""
+        if defense in self.section("cleansers"):
+            return self.data.defense_fraction
+        fraction = self.instance("defenses", defense).get("clean_fraction")
+        if fraction is None:
+            return self.data.defense_fraction
+        require(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1,
+                f"defenses.{defense}.clean_fraction", f"must be in (0, 1], got {fraction!r}")
+        return float(fraction)
 
     def torch_device(self) -> torch.device:
         """The device ``device`` names (``auto``: CUDA when present), with the GPU's kernels set
@@ -213,19 +220,6 @@ class Params:
             return torch.device("cpu")  # CPU kernels are deterministic already
         configure_cuda(self.deterministic)
         return torch.device("cuda")
-
-    def paradigm_attack(self, paradigm: str, attack: str) -> Attack:
-        """``attacks.<attack>`` built for the downstream task of ``paradigms.<paradigm>``."""
-        classes = self.paradigms[paradigm].downstream_classes(self.dataset.num_classes)
-        return build_attack(attack, self.raw["attacks"][attack], self.dataset.image_shape, len(classes))
-
-    def clean_fraction(self, defense: str) -> float:
-        """The share of the training set a defense instance holds (a training-time defense holds
-        all of it; its sequela cells still take the re-injection attacker's usual subset)."""
-        if defense in self.cleansers:
-            return self.data.defense_fraction
-        fraction = self.defenses[defense].clean_fraction
-        return self.data.defense_fraction if fraction is None else fraction
 
 
 def configure_cuda(deterministic: bool) -> None:
@@ -269,41 +263,63 @@ def check_grid_names(grid: GridSettings, kind: str, defined: Mapping[str, Any], 
                 f"{name!r} is already in grid.{default} ({subject} runs in one of the two grids)")
 
 
-def check_paradigm_grid(grid: GridSettings, paradigms: Mapping[str, Paradigm], raw_attacks: Mapping[str, Any],
-                        dataset: Dataset) -> None:
-    """Every paradigm and attack of the paradigms' grid is defined and the attack works in the
-    paradigm; no victim id ``<paradigm>-<attack>`` can be read as an attack's name."""
-    for name in paradigms:
-        for attack in raw_attacks:
-            require(attack != name and not attack.startswith(f"{name}-"), f"paradigms.{name}",
-                    f"clashes with attack {attack!r} (victims are named <paradigm>-<attack>)")
-    for i, name in enumerate(grid.paradigms):
-        require(name in paradigms, f"grid.paradigms[{i}]", f"unknown paradigm {name!r} (defined: {', '.join(paradigms)})")
-        classes = paradigms[name].downstream_classes(dataset.num_classes)
-        require(max(classes) < dataset.num_classes, f"paradigms.{name}.task",
-                f"class {max(classes)} is not in the {dataset.num_classes}-class data set")
-    for i, name in enumerate(grid.paradigm_attacks):
-        require(name in raw_attacks, f"grid.paradigm_attacks[{i}]",
-                f"unknown attack {name!r} (defined: {', '.join(raw_attacks)})")
-        for paradigm in grid.paradigms:
-            classes = paradigms[paradigm].downstream_classes(dataset.num_classes)
-            attack = build_attack(name, raw_attacks[name], dataset.image_shape, len(classes))
-            check_task_attack(attack, f"grid.paradigm_attacks[{i}]")
-            paradigms[paradigm].check_attack(attack, f"grid.paradigm_attacks[{i}] ({name} in paradigm {paradigm})")
+def check_default_grid(params: Params) -> None:
+    """The default run's lists name defined instances, ``none`` among the main ones."""
+    grid, defenses = params.grid, params.section("defenses")
+    check_grid_names(grid, "attack", params.section("attacks"), ("attacks",), "an attack")
+    check_grid_names(grid, "defense", defenses, ("defenses",), "a cell")
+    check_grid_names(grid, "defense", defenses, ("main",), "a cell")
+    for i, name in enumerate(grid.main):
+        require(name in grid.defenses, f"grid.main[{i}]", f"{name!r} is not in grid.defenses")
+    require("none" in grid.main and params.method("defenses", "none") == "none", "grid.main",
+            "must include 'none' (method none): every other cell is compared to it")
 
 
-def check_regime_grid(grid: GridSettings, regimes: Mapping[str, RegimeSettings], attacks: Mapping[str, Attack],
-                      defenses: Mapping[str, DefenseSpec], paradigms: Mapping[str, Paradigm]) -> None:
-    """Every regime, attack and defense of the regimes' grid is defined, ``none`` among the defenses;
-    no victim id ``<regime>-<attack>`` can be read as an attack's or a paradigm victim's name."""
-    for name in regimes:
-        require(name not in paradigms, f"regimes.{name}", "is also a paradigm's name (both name victims <name>-<attack>)")
-        for attack in attacks:
-            require(attack != name and not attack.startswith(f"{name}-"), f"regimes.{name}",
-                    f"clashes with attack {attack!r} (victims are named <regime>-<attack>)")
-    check_grid_names(grid, "training regime", regimes, ("regimes",), "a regime")
-    check_grid_names(grid, "attack", attacks, ("regime_attacks",), "an attack")
-    check_grid_names(grid, "defense", defenses, ("regime_defenses",), "a defense")
+def check_full_grid(params: Params) -> None:
+    """The full matrix's lists (checked when its blocks are composed or reported)."""
+    grid = params.grid
+    check_grid_names(grid, "attack", params.section("attacks"), ("attacks", "more_attacks"), "an attack")
+    check_grid_names(grid, "defense", params.section("defenses"), ("defenses", "more_defenses"), "a cell")
+    for i, name in enumerate(grid.lead_columns):
+        require(name in grid.main + grid.more_defenses, f"grid.lead_columns[{i}]",
+                f"{name!r} is in neither grid.main nor grid.more_defenses")
+    cleansers = params.section("cleansers")
+    for name in cleansers:
+        require(name not in params.section("defenses"), f"cleansers.{name}",
+                "is also a defense's name (both name cells <attack>-<name>)")
+    check_grid_names(grid, "training-time defense", cleansers, ("cleansers",), "a training-time defense")
+    every_attack = grid.attacks + grid.more_attacks
+    require(not grid.cleansers or sorted(grid.cleansing_attacks) == sorted(every_attack), "grid.cleansing_attacks",
+            f"must list every attack of grid.attacks and grid.more_attacks ({', '.join(every_attack)}): the full "
+            "report has a cell for each attack and training-time defense")
+
+
+def check_prefixed_victims(params: Params, family: str, kind: str) -> None:
+    """Victims ``<name>-<attack>`` of a paradigm or regime must not read as an attack's name."""
+    for name in params.section(family):
+        require("-" not in name, f"{family}.{name}", f"a {kind} name may not contain '-' (victims are <{kind}>-<attack>)")
+        for attack in params.section("attacks"):
+            require(attack != name and not attack.startswith(f"{name}-"), f"{family}.{name}",
+                    f"clashes with attack {attack!r} (victims are named <{kind}>-<attack>)")
+
+
+def check_paradigm_grid(params: Params) -> None:
+    """The paradigms' lists (checked when their block is composed or run)."""
+    check_prefixed_victims(params, "paradigms", "paradigm")
+    check_grid_names(params.grid, "paradigm", params.section("paradigms"), ("paradigms",), "a paradigm")
+    check_grid_names(params.grid, "attack", params.section("attacks"), ("paradigm_attacks",), "an attack")
+
+
+def check_regime_grid(params: Params) -> None:
+    """The regimes' lists (checked when their block is composed or run), ``none`` among the defenses."""
+    check_prefixed_victims(params, "regimes", "regime")
+    for name in params.section("regimes"):
+        require(name not in params.section("paradigms"), f"regimes.{name}",
+                "is also a paradigm's name (both name victims <name>-<attack>)")
+    grid = params.grid
+    check_grid_names(grid, "training regime", params.section("regimes"), ("regimes",), "a regime")
+    check_grid_names(grid, "attack", params.section("attacks"), ("regime_attacks",), "an attack")
+    check_grid_names(grid, "defense", params.section("defenses"), ("regime_defenses",), "a defense")
     require(not grid.regimes or "none" in grid.regime_defenses, "grid.regime_defenses",
             "must include 'none' (method none): every other cell is compared to it")
 
@@ -316,66 +332,28 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     require(device in ("cpu", "cuda", "auto"), "device", f"must be cpu, cuda or auto, got {device!r}")
     deterministic = raw.get("deterministic", True)
     require(isinstance(deterministic, bool), "deterministic", f"must be true or false, got {deterministic!r}")
-
-    data = parse_section(DataSettings, _section(raw, "data"), "data")
-    dataset_cls = DATASETS.get(data.dataset, "data.dataset")
-    dataset = dataset_cls(parse_section(dataset_cls.Config, data.options, "data.options"))
-
-    model_raw = _section(raw, "model")
-    require("arch" in model_raw, "model.arch", "missing required parameter")
-    model_cls = MODELS.get(model_raw["arch"], "model.arch")
-    parse_section(model_cls.Config, model_raw, "model", ignore=("arch",))  # type: ignore[attr-defined]
-
-    train = parse_section(OptimConfig, _section(raw, "train"), "train")
-    attacks = {name: build_attack(name, section, dataset.image_shape, dataset.num_classes)
-               for name, section in _section(raw, "attacks").items()}
-    defenses = {name: build_defense(name, section) for name, section in _section(raw, "defenses").items()}
-
-    grid = parse_section(GridSettings, _section(raw, "grid"), "grid")
-    check_grid_names(grid, "attack", attacks, ("attacks", "more_attacks"), "an attack")
-    check_grid_names(grid, "defense", defenses, ("defenses", "main", "more_defenses"), "a cell")
-    for i, name in enumerate(grid.main):
-        require(name in grid.defenses, f"grid.main[{i}]", f"{name!r} is not in grid.defenses")
-    for i, name in enumerate(grid.lead_columns):
-        require(name in grid.main + grid.more_defenses, f"grid.lead_columns[{i}]",
-                f"{name!r} is in neither grid.main nor grid.more_defenses")
-    require("none" in grid.main and defenses["none"].method == "none", "grid.main",
-            "must include 'none' (method none): every other cell is compared to it")
-
-    cleansers = {name: build_cleanser(name, section) for name, section in (raw.get("cleansers") or {}).items()}
-    for name in cleansers:
-        require(name not in defenses, f"cleansers.{name}", "is also a defense's name (both name cells <attack>-<name>)")
-    for i, name in enumerate(grid.cleansers):
-        require(name in cleansers, f"grid.cleansers[{i}]",
-                f"unknown training-time defense {name!r} (defined: {', '.join(cleansers) or 'none'})")
-    every_attack = grid.attacks + grid.more_attacks
-    require(not grid.cleansers or sorted(grid.cleansing_attacks) == sorted(every_attack), "grid.cleansing_attacks",
-            f"must list every attack of grid.attacks and grid.more_attacks ({', '.join(every_attack)}): the full "
-            "report has a cell for each attack and training-time defense")
-    paradigms = {name: build_paradigm(name, section) for name, section in (raw.get("paradigms") or {}).items()}
-    check_paradigm_grid(grid, paradigms, _section(raw, "attacks"), dataset)
-    regimes = parse_regimes(raw.get("regimes"), _section(raw, "train"))
-    check_regime_grid(grid, regimes, attacks, defenses, paradigms)
-
-    landscape = parse_section(LandscapeSettings, raw.get("landscape"), "landscape")
-    for i, name in enumerate(landscape.defenses):
-        require(name in grid.defenses, f"landscape.defenses[{i}]", f"{name!r} is not in grid.defenses")
-
-    return Params(raw=raw, seed=seed, device=device, deterministic=deterministic, data=data, dataset=dataset,
-                  model_arch=model_raw["arch"], model_params=model_raw, train=train,
-                  attacks=attacks, defenses=defenses, paradigms=paradigms, regimes=regimes, cleansers=cleansers, grid=grid,
-                  utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),
-                  sequela=parse_sequela(_section(raw, "sequela"), dataset.num_classes),
-                  landscape=landscape, report=parse_section(ReportSettings, raw.get("report"), "report"),
-                  launch=parse_launch(raw.get("launch")))
+    model = _section(raw, "model")
+    require(isinstance(model.get("arch"), str), "model.arch", "missing required parameter (a model's name)")
+    params = Params(raw=raw, seed=seed, device=device, deterministic=deterministic,
+                    data=parse_section(DataSettings, _section(raw, "data"), "data"),
+                    model_arch=model["arch"], model_params=model,
+                    grid=parse_section(GridSettings, _section(raw, "grid"), "grid"),
+                    utility=parse_section(UtilitySettings, raw.get("utility"), "utility"),
+                    report=parse_section(ReportSettings, raw.get("report"), "report"))
+    check_default_grid(params)
+    return params
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
+def read_params(path: str | Path = PARAMS_FILE) -> Mapping[str, Any]:
+    """params.yaml as written, with one-line errors for a missing file or bad YAML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found (run from the repository root)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse_params(raw)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    return parse_params(read_params(path))

@@ -2,8 +2,5 @@
 
 from backdoorlab.attacks.base import (ATTACKS, Attack, AttackerResources, PoisonConfig, PoisonResult, TriggeredSet,
                                       build_attack)
-from backdoorlab.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["ATTACKS", "Attack", "AttackerResources", "PoisonConfig", "PoisonResult", "TriggeredSet", "build_attack"]

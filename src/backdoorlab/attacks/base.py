@@ -30,7 +30,7 @@ import torch
 
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec
-from backdoorlab.registry import Registry
+from backdoorlab.registry import ATTACKS
 from backdoorlab.settings import parse_section, require
 from backdoorlab.training.loop import BatchHook
 
@@ -162,7 +162,6 @@ def check_poison_config(attack: Attack, key: str) -> None:
             f"{type(attack).__name__} supports {list(attack.label_modes)}, got {config.label_mode!r}")
 
 
-ATTACKS: Registry[Attack] = Registry("attack")
 
 
 def build_attack(name: str, section: Mapping[str, Any], image_shape: tuple[int, int, int],

@@ -11,9 +11,6 @@ In the DAG: params.yaml's ``cleansers`` (named instances) and the stage ``retrai
 
 from backdoorlab.cleansing.base import (CLEANSERS, Cleanser, CleansingContext, CleansingOutcome, Detection,
                                        DetectThenRetrain, build_cleanser, representations)
-from backdoorlab.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["CLEANSERS", "Cleanser", "CleansingContext", "CleansingOutcome", "Detection", "DetectThenRetrain",
            "build_cleanser", "representations"]

@@ -17,8 +17,7 @@ Where this deviates, and why (measured, README and tests/test_cleansing.py):
   it found a direction that raises every loss, collapsed the model to ~12% accuracy: a sample
   already unlearnt gives no more gradient. The rule is fixed a priori, not read from any ASR.
 The recipe's optimizer and LR schedule train both phases (no augmentation while isolating),
-through ``fit`` with ABL's own losses: ``train_with_recipe`` takes no loss function yet, and
-giving it one changes ``training/``, which every stage of the pipeline depends on.
+through ``train_with_recipe`` with ABL's own losses.
 """
 
 from __future__ import annotations
@@ -32,11 +31,8 @@ from torch import nn
 
 from backdoorlab.cleansing.base import CLEANSERS, Cleanser, CleansingContext, CleansingOutcome, Detection
 from backdoorlab.settings import check_non_negative, check_positive, require
-from backdoorlab.data.base import ImageSet
-from backdoorlab.training.augment import AugmentConfig
-from backdoorlab.training.loop import LossFn, fit, predict_logits, sgd, steps_per_epoch, to_float
-from backdoorlab.training.recipe import init_model
-from backdoorlab.training.schedules import cosine, with_warmup
+from backdoorlab.training.loop import LossFn, predict_logits, to_float
+from backdoorlab.training.recipe import init_model, train_with_recipe
 
 
 def local_gradient_ascent(gamma: float) -> LossFn:
@@ -46,17 +42,6 @@ def local_gradient_ascent(gamma: float) -> LossFn:
         return (torch.sign(losses - gamma) * losses).mean()
 
     return loss_fn
-
-
-def recipe_phase(model: nn.Module, data: ImageSet, ctx: CleansingContext, *, epochs: int, loss_fn: LossFn,
-                 augment: AugmentConfig | None, label: str) -> None:
-    """``epochs`` of the recipe's SGD and warm-up + cosine schedule with ABL's ``loss_fn``."""
-    recipe = ctx.recipe
-    total = epochs * steps_per_epoch(len(data), recipe.batch_size)
-    fit(model, data, epochs=epochs, batch_size=recipe.batch_size,
-        optimizer=sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay),
-        schedule=with_warmup(cosine(recipe.lr, total), recipe.warmup_steps), generator=ctx.generator,
-        augment=augment, device=ctx.device, precision=recipe.precision, loss_fn=loss_fn, label=label)
 
 
 def per_sample_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -83,8 +68,9 @@ class AntiBackdoorLearning(Cleanser):
 
     def isolate(self, model: nn.Module, ctx: CleansingContext) -> torch.Tensor:
         """Train ``model`` with the local gradient ascent loss; the lowest-loss positions."""
-        recipe_phase(model, ctx.train, ctx, epochs=self.config.isolation_epochs, augment=None,
-                     loss_fn=local_gradient_ascent(self.config.gamma), label=f"{ctx.label}: isolation")
+        train_with_recipe(model, ctx.train, ctx.recipe, generator=ctx.generator, device=ctx.device,
+                          epochs=self.config.isolation_epochs, loss_fn=local_gradient_ascent(self.config.gamma),
+                          augment=False, label=f"{ctx.label}: isolation")
         losses = per_sample_loss(model, ctx.train.images, ctx.train.labels, ctx.device)
         count = max(1, round(self.config.isolation_ratio * len(ctx.train)))
         return losses.topk(count, largest=False).indices.sort().values
@@ -108,6 +94,7 @@ class AntiBackdoorLearning(Cleanser):
         if self.config.unlearning_epochs > 0:
             loss_fn = self.unlearning_loss(to_float(ctx.train.images[isolated], ctx.device),
                                            ctx.train.labels[isolated].to(ctx.device))
-            recipe_phase(model, ctx.train.subset(torch.nonzero(rest).flatten()), ctx, epochs=self.config.unlearning_epochs,
-                         loss_fn=loss_fn, augment=ctx.recipe.augment, label=f"{ctx.label}: unlearning")
+            train_with_recipe(model, ctx.train.subset(torch.nonzero(rest).flatten()), ctx.recipe,
+                              generator=ctx.generator, device=ctx.device, epochs=self.config.unlearning_epochs,
+                              loss_fn=loss_fn, label=f"{ctx.label}: unlearning")
         return CleansingOutcome(model, Detection(isolated, {"isolated": len(isolated)}))

@@ -11,7 +11,7 @@ from torch import nn
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec
 from backdoorlab.paradigms.composed import encoder_of
-from backdoorlab.registry import Registry
+from backdoorlab.registry import CLEANSERS
 from backdoorlab.settings import parse_section, require
 from backdoorlab.training.loop import OptimConfig, predict_logits
 from backdoorlab.training.recipe import init_model, train_with_recipe
@@ -93,7 +93,6 @@ class DetectThenRetrain(Cleanser):
         return CleansingOutcome(model, detection)
 
 
-CLEANSERS: Registry[Cleanser] = Registry("training-time defense")
 
 
 def build_cleanser(name: str, section: Mapping[str, Any]) -> Cleanser:

@@ -9,11 +9,12 @@ pixel space.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import torch
 
-from backdoorlab.registry import Registry
+from backdoorlab.registry import DATASETS  # each data set module registers through its base
+from backdoorlab.settings import require
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class ImageSet:
         return cls(tensors[f"{prefix}_images"], tensors[f"{prefix}_labels"])
 
 
+def class_subset(data: ImageSet, classes: Sequence[int]) -> ImageSet:
+    """The images of ``classes``, relabelled 0..len(classes)-1 in the order given (a paradigm's
+    source or downstream task)."""
+    require(len(set(classes)) == len(classes) > 0, "classes", f"must be distinct and non-empty, got {list(classes)}")
+    relabel = torch.full((int(data.labels.max()) + 1,), -1, dtype=torch.long)
+    for new, old in enumerate(classes):
+        require(0 <= old < len(relabel), "classes", f"class {old} is not in the data")
+        relabel[old] = new
+    keep = torch.nonzero(relabel[data.labels] >= 0).flatten()
+    return ImageSet(data.images[keep], relabel[data.labels[keep]])
+
+
 class Dataset:
     """A source of labelled images. Subclasses declare their shape (a class constant, or a
     property of their config where the params choose it) so params can be validated before any
@@ -59,4 +72,3 @@ class Dataset:
         raise NotImplementedError
 
 
-DATASETS: Registry[Dataset] = Registry("dataset")

@@ -21,7 +21,7 @@ from torch import nn
 
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec, build_model
-from backdoorlab.registry import Registry
+from backdoorlab.registry import DEFENSES  # each defense module registers through its base
 from backdoorlab.training.augment import AugmentConfig
 from backdoorlab.training.loop import LossFn, StepFn, cross_entropy, fit, sgd, steps_per_epoch
 from backdoorlab.training.schedules import cosine
@@ -81,7 +81,6 @@ class Defense:
         raise NotImplementedError
 
 
-DEFENSES: Registry[Defense] = Registry("defense")
 
 
 def finetune(model: nn.Module, ctx: DefenseContext, *, epochs: int, batch_size: int, lr: float,

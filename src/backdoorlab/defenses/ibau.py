@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.adversarial import ascent_direction, project
+from backdoorlab.training.gradient_ascent import ascent_direction, project
 from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import steps_per_epoch, to_float

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.adversarial import Objective, pgd
+from backdoorlab.training.gradient_ascent import Objective, pgd
 from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
 from backdoorlab.settings import check_non_negative, check_positive
 from backdoorlab.training.loop import sgd

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 from backdoorlab.errors import DataError
 from backdoorlab.io import load_tensors, save_tensors
-from backdoorlab.registry import Registry
+from backdoorlab.registry import MODELS
 from backdoorlab.settings import check_positive, parse_section
-
-MODELS: Registry[nn.Module] = Registry("model")
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,17 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def residual_stages(block: Callable[[int, int, int], nn.Module], width: int) -> tuple[nn.Sequential, int]:
+    """The four stages of a CIFAR ResNet-18 (widths w, 2w, 4w, 8w; strides 1, 2, 2, 2; two blocks
+    each) built from ``block(in_planes, planes, stride)``, and the last stage's width. ResNet-18 and
+    PreAct-ResNet-18 differ only in their block, so the layout lives here once."""
+    blocks, in_planes = [], width
+    for planes, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
+        blocks += [block(in_planes, planes, stride), block(planes, planes, 1)]
+        in_planes = planes
+    return nn.Sequential(*blocks), in_planes
 
 
 def build_model(spec: ModelSpec) -> nn.Module:

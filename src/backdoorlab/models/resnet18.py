@@ -4,7 +4,7 @@ ImageNet's ResNet-18 starts with a 7x7 stride-2 convolution and a max-pool, whic
 32x32 image to 8x8 before the first residual block. The CIFAR adaptation (He et al. 2016, Sec.
 4.2's spirit; the variant the backdoor literature trains) replaces both with one 3x3 stride-1
 convolution, so the four residual stages see 32, 16, 8 and 4 pixels. Blocks are post-activation
-(conv-BN-ReLU, the residual sum, then ReLU), unlike :mod:`preact_resnet`.
+(conv-BN-ReLU, the residual sum, then ReLU), unlike :mod:`preact_resnet18`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.models.base import MODELS, Classifier, ModelSpec, Normalize, WidthConfig
+from backdoorlab.models.base import MODELS, Classifier, ModelSpec, Normalize, WidthConfig, residual_stages
 
 
 class BasicBlock(nn.Module):
@@ -50,12 +50,8 @@ class ResNet18(Classifier):
         self.normalize = Normalize(spec.mean, spec.std)
         self.conv1 = nn.Conv2d(spec.in_channels, w, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(w)
-        blocks, in_planes = [], w
-        for planes, stride in ((w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)):
-            blocks += [BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)]
-            in_planes = planes
-        self.layers = nn.Sequential(*blocks)
-        self.classifier = nn.Linear(in_planes, spec.num_classes)
+        self.layers, out_planes = residual_stages(BasicBlock, w)
+        self.classifier = nn.Linear(out_planes, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(self.normalize(x))))

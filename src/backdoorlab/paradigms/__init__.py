@@ -11,12 +11,9 @@ A registry of paradigm methods (:mod:`~backdoorlab.paradigms.base`), one module 
   only the last block trainable), from a clean source model and poisoned downstream data, or from
   a backdoored source model and clean downstream data.
 
-Their stages are generated into ``full/paradigms/dvc.yaml`` (``scripts/full_dag.py``).
+Their stages are generated into ``full/paradigms/dvc.yaml`` (``scripts/dag.py``).
 """
 
 from backdoorlab.paradigms.base import PARADIGMS, Paradigm, ParadigmContext, Trained, build_paradigm
-from backdoorlab.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["PARADIGMS", "Paradigm", "ParadigmContext", "Trained", "build_paradigm"]

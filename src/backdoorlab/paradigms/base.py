@@ -35,7 +35,7 @@ from backdoorlab.data.base import ImageSet
 from backdoorlab.errors import DataError
 from backdoorlab.io import load_tensors
 from backdoorlab.models.base import ModelSpec
-from backdoorlab.registry import Registry
+from backdoorlab.registry import PARADIGMS
 from backdoorlab.settings import parse_section, require
 from backdoorlab.training.loop import OptimConfig
 
@@ -78,6 +78,18 @@ class Paradigm:
     def __init__(self, config: Any) -> None:
         self.config = config
 
+    @classmethod
+    def from_section(cls, name: str, section: Mapping[str, Any]) -> "Paradigm":
+        """The instance ``paradigms.<name>`` of params.yaml (its ``method`` picked this class)."""
+        key = f"paradigms.{name}"
+        require("-" not in name, key, "a paradigm name may not contain '-' (cells are named <paradigm>-<attack>)")
+        return cls(parse_section(cls.Config, section, key, ignore=("method",)))
+
+    def validate_attack(self, attack: Attack, key: str) -> None:
+        """One line naming ``key`` unless ``attack`` (built for the victim's task) works in this paradigm."""
+        check_task_attack(attack, key)
+        self.check_attack(attack, key)
+
     def downstream_classes(self, num_classes: int) -> list[int]:
         """The data set's classes that make up the victim's task, in label order (default: all)."""
         return list(range(num_classes))
@@ -104,16 +116,6 @@ class Paradigm:
         raise NotImplementedError
 
 
-PARADIGMS: Registry[Paradigm] = Registry("paradigm")
-
-
-def build_paradigm(name: str, section: Mapping[str, Any]) -> Paradigm:
-    """Build the instance ``paradigms.<name>`` of params.yaml (its ``method`` picks the class)."""
-    key = f"paradigms.{name}"
-    require(isinstance(section, Mapping) and "method" in section, f"{key}.method", "missing required parameter")
-    require("-" not in name, key, "a paradigm name may not contain '-' (cells are named <paradigm>-<attack>)")
-    cls = PARADIGMS.get(section["method"], f"{key}.method")
-    return cls(parse_section(cls.Config, section, key, ignore=("method",)))
 
 
 def check_task_attack(attack: Attack, key: str) -> None:
@@ -140,3 +142,9 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
         raise DataError(f"{path}: weights do not fit {type(model).__name__} ({str(error).splitlines()[0]})") from None
     return model
 
+
+
+def build_paradigm(name: str, section: Mapping[str, Any]) -> Paradigm:
+    """The instance ``paradigms.<name>`` of params.yaml (its ``method`` picks the class)."""
+    require(isinstance(section, Mapping) and "method" in section, f"paradigms.{name}.method", "missing required parameter")
+    return PARADIGMS.get(section["method"], f"paradigms.{name}.method").from_section(name, section)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from backdoorlab.attacks.base import Attack
-from backdoorlab.data.base import ImageSet
+from backdoorlab.data.base import ImageSet, class_subset
 from backdoorlab.models.base import ModelSpec, build_model
 from backdoorlab.models.layers import module_by_name
 from backdoorlab.paradigms.base import Paradigm, ParadigmContext, Trained
@@ -38,17 +38,6 @@ from backdoorlab.training.loop import accuracy
 from backdoorlab.training.recipe import init_model, train_with_recipe
 
 FineTune = Literal["all", "last_block", "head"]
-
-
-def class_subset(data: ImageSet, classes: Sequence[int]) -> ImageSet:
-    """The images of ``classes``, relabelled 0..len(classes)-1 in the order given."""
-    require(len(set(classes)) == len(classes) > 0, "classes", f"must be distinct and non-empty, got {list(classes)}")
-    relabel = torch.full((int(data.labels.max()) + 1,), -1, dtype=torch.long)
-    for new, old in enumerate(classes):
-        require(0 <= old < len(relabel), "classes", f"class {old} is not in the data")
-        relabel[old] = new
-    keep = torch.nonzero(relabel[data.labels] >= 0).flatten()
-    return ImageSet(data.images[keep], relabel[data.labels[keep]])
 
 
 def last_block(model: nn.Module) -> list[str]:

@@ -50,9 +50,18 @@ def grouped_bars(ax: plt.Axes, groups: Sequence[str], series: dict[str, Sequence
     ax.legend(fontsize=8)
 
 
+PANELS_PER_ROW = 4  # small multiples wrap, so that no figure is more than about 4 times as wide as tall
+
+
 def panels(count: int, width: float = 5.0, height: float = 3.4) -> tuple[plt.Figure, list[plt.Axes]]:
-    figure, axes = plt.subplots(1, count, figsize=(width * count, height), squeeze=False)
-    return figure, list(axes[0])
+    """``count`` panels of ``width`` x ``height`` inches, at most four to a row (unused ones hidden)."""
+    columns = min(count, PANELS_PER_ROW)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return figure, flat[:count]
 
 
 def line_panels(path: str | Path, titles: Sequence[str], xlabel: str, ylabel: str,

@@ -32,15 +32,16 @@ def curve_points(metrics: dict[str, float], prefix: str) -> dict[str, tuple[list
 
 
 def mia_auc_figure(path: Path, attacks: Sequence[str], defenses: Sequence[str], results: SequelaResults,
-                   errors: Uncertainty, headline: Callable[[str], bool]) -> None:
-    """Per attack, the change of each headline membership AUC per defense, +-1.96 paired standard errors."""
+                   deltas: SequelaResults, errors: Uncertainty, headline: Callable[[str], bool]) -> None:
+    """Per attack, the change of each headline membership AUC per defense (mean over seeds of the
+    change within each seed), +-1.96 standard errors."""
     changed = [d for d in defenses if d != "none"]
     figure, axes = panels(len(attacks), width=max(5.5, 0.9 * len(changed) + 2.5), height=4.8)
     for ax, attack in zip(axes, attacks):
         before, error = results[attack]["none"], errors[attack]
         keys = [k for k in error["none"] if k.endswith(".auc") and headline(k)]
         labels = {k: f"{k.removesuffix('.auc')} (before {before[k]:.3f} ± {error['none'][k][0]:.3f})" for k in keys}
-        grouped_bars(ax, changed, {labels[k]: [results[attack][d][k] - before[k] for d in changed] for k in keys},
+        grouped_bars(ax, changed, {labels[k]: [deltas[attack][d][k] for d in changed] for k in keys},
                      "AUC change (after - before)",
                      errors={labels[k]: [1.96 * error[d][k][1] for d in changed] for k in keys})
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars grow downwards

@@ -21,14 +21,20 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def with_interval(record: Record, key: str) -> str:
+    """The mean over seeds in percent, ``± half-width`` of its interval when there are several seeds."""
+    half = record.get(f"{key}_half")
+    return percent(record[key]) if half is None or pd.isna(half) else f"{percent(record[key])} ± {percent(half)}"
+
+
 def ca_asr(record: Record) -> str:
-    """``CA / ASR`` in percent, with a visible mark on a cell the defender's check flagged."""
-    text = f"{percent(record['ca'])} / {percent(record['asr'])}"
-    return f"{text} (collapsed)" if record.get("collapsed") else text
+    """``CA / ASR`` in percent with their intervals, then the cell's verdict (collapsed, removed, ...)."""
+    return f"{with_interval(record, 'ca')} / {with_interval(record, 'asr')} ({record['verdict']})"
 
 
 def main_table(records: dict[str, Record], attacks: Iterable[str], defenses: Iterable[str]) -> pd.DataFrame:
-    """Rows attacks, columns defenses, each cell ``CA / ASR`` in percent (``(collapsed)`` marked)."""
+    """Rows attacks, columns defenses, each cell ``CA ± h / ASR ± h (verdict)`` in percent: the mean over
+    the cell's seeds, the half-width of its interval, and the verdict (reporting/verdicts.py)."""
     defenses = list(defenses)
     rows = {attack: {d: ca_asr(records[f"{attack}-{d}"]) for d in defenses} for attack in attacks}
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=defenses)
@@ -42,10 +48,12 @@ def defender_table(records: dict[str, Record], attacks: Iterable[str], defenses:
     defenses = list(defenses)
 
     def cell(record: Record) -> str:
-        text = f"{percent(record['val_acc_before'])} -> {percent(record['val_acc'])}"
+        text = f"{percent(record['val_acc_before'])} -> {with_interval(record, 'val_acc')}"
         if record.get("calibrated"):
-            text += f" ({record['calibrated']}{'' if record.get('within_budget') else ', over budget'})"
-        return f"{text} (collapsed)" if record.get("collapsed") else text
+            share = record["within_budget"]
+            budget = "" if share == 1 else ", over budget" if share == 0 else f", within budget in {share:.0%}"
+            text += f" ({record['calibrated']}{budget})"
+        return f"{text} (collapsed in {record['collapsed_seeds']} of {record['n_seeds']})" if record["collapsed_seeds"] else text
 
     rows = {attack: {d: cell(records[f"{attack}-{d}"]) for d in defenses} for attack in attacks}
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=defenses)
@@ -54,27 +62,31 @@ def defender_table(records: dict[str, Record], attacks: Iterable[str], defenses:
 
 
 def detail_table(records: dict[str, Record], keys: Iterable[str]) -> pd.DataFrame:
-    """One row per cell with CA, ASR, RA, DER, the defender's validation accuracy before and after,
-    the collapse flag, the calibrated value, wall time (also as a share of the backdoored model's
-    training time) and the given extra keys."""
-    columns = ["ca", "asr", "ra", "der", "val_acc_before", "val_acc", "val_retained", "collapsed",
-               "calibrated", "within_budget", "seconds", "cost_vs_training", *keys]
+    """One row per cell: the number of seeds and the verdict; CA, ASR, RA, DER and the defender's
+    validation accuracy before and after, each as its mean over seeds, spread (``_sd``), interval
+    (``_lo``, ``_hi``) and per-seed values (``_seeds``); the seeds flagged collapsed, the calibrated
+    values, wall time (also as a share of the backdoored model's training time) and the given keys."""
+    stats = [f"{key}{part}" for key in ("ca", "asr", "ra", "der", "val_acc_before", "val_acc", "val_retained")
+             for part in ("", "_sd", "_lo", "_hi", "_seeds")]
+    columns = ["n_seeds", "seeds", "verdict", *stats, "collapsed_seeds", "calibrated", "within_budget", "seconds",
+               "cost_vs_training", *keys]
     frame = pd.DataFrame([{c: r.get(c) for c in ["attack", "defense", *columns]} for r in records.values()])
     return frame.set_index(["attack", "defense"]).round(4)
 
 
-def calibration_table(trials: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """One row per (attack, calibrated instance, value run): the defender's validation accuracy
+def calibration_table(trials: dict[str, dict[str, dict[int, dict]]]) -> pd.DataFrame:
+    """One row per (attack, calibrated instance, seed, value run): the defender's validation accuracy
     (what chose), and the test CA / ASR (for the reader only), with the chosen value marked."""
     rows = []
     for attack, instances in trials.items():
-        for instance, record in instances.items():
-            for trial in sorted(record["trials"], key=lambda t: t["value"]):
-                rows.append({"attack": attack, "defense": instance, "knob": record["knob"], "value": trial["value"],
-                             "val_acc": trial["val_acc"], "test ca": trial["ca"], "test asr": trial["asr"],
-                             "chosen": "yes" if trial["value"] == record["chosen"] else "",
-                             "budget": record["budget"]})
-    return pd.DataFrame(rows).set_index(["attack", "defense"]).round(4) if rows else pd.DataFrame()
+        for instance, by_seed in instances.items():
+            for seed, record in by_seed.items():
+                for trial in sorted(record["trials"], key=lambda t: t["value"]):
+                    rows.append({"attack": attack, "defense": instance, "seed": seed, "knob": record["knob"],
+                                 "value": trial["value"], "val_acc": trial["val_acc"], "test ca": trial["ca"],
+                                 "test asr": trial["asr"], "chosen": "yes" if trial["value"] == record["chosen"] else "",
+                                 "budget": record["budget"]})
+    return pd.DataFrame(rows).set_index(["attack", "defense", "seed"]).round(4) if rows else pd.DataFrame()
 
 
 def metric_order(key: str) -> tuple[str, str, float]:
@@ -84,13 +96,13 @@ def metric_order(key: str) -> tuple[str, str, float]:
     return instance, name, float(x) if at else 0.0
 
 
-def sequela_table(results: dict[str, dict[str, float]], defenses: Iterable[str], baseline: dict[str, float],
-                  errors: dict[str, dict[str, tuple[float, float]]]) -> pd.DataFrame:
+def sequela_table(results: dict[str, dict[str, float]], deltas: dict[str, dict[str, float]], defenses: Iterable[str],
+                  baseline: dict[str, float], errors: dict[str, dict[str, tuple[float, float]]]) -> pd.DataFrame:
     """One attack: defenses as rows, every sequela metric as ``<metric> after`` and ``<metric> delta``
-    (after - before, before being the undefended model ``none``), with ``after_se`` and ``delta_se``
-    where ``errors`` has standard errors (the membership numbers); a last row ``clean_model`` holds
-    the re-injection numbers of the model trained without poison (no delta: it has no "before")."""
-    before = results["none"]
+    (after - before, before being the undefended model ``none`` of the same seed; means over seeds),
+    with ``after_se`` and ``delta_se`` where ``errors`` has standard errors (the membership numbers);
+    a last row ``clean_model`` holds the re-injection numbers of the model trained without poison
+    (no delta: it has no "before")."""
     rows = {}
     for defense in defenses:
         row = {}
@@ -98,7 +110,7 @@ def sequela_table(results: dict[str, dict[str, float]], defenses: Iterable[str],
             row[f"{metric} after"] = round(results[defense][metric], 4)
             if metric in errors.get(defense, {}):
                 row[f"{metric} after_se"] = round(errors[defense][metric][0], 4)
-            row[f"{metric} delta"] = round(results[defense][metric] - before[metric], 4)
+            row[f"{metric} delta"] = round(deltas[defense][metric], 4)
             if metric in errors.get(defense, {}) and defense != "none":
                 row[f"{metric} delta_se"] = round(errors[defense][metric][1], 4)
         rows[defense] = row
@@ -123,9 +135,10 @@ def write_sequela_table(frame: pd.DataFrame, stem: Path, title: str) -> None:
     write_text(stem.with_suffix(".csv"), frame.to_csv())
     metrics = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in frame.columns))
     parts = [f"# {title}\n\nEach cell: `after (delta)`, after = the defended model, "
-             "delta = after - before (the undefended model `none`); `clean_model`: trained without poison. "
-             "`± x`: bootstrap standard error (of the delta: paired, the same resampled members and "
-             "non-members for both models)."]
+             "delta = after - before (the undefended model `none` of the same seed), means over seeds; "
+             "`clean_model`: trained without poison. `± x`: standard error of the mean over seeds (their spread, "
+             "at least the bootstrap's; of the delta: paired, the same resampled members and non-members for "
+             "both models)."]
     for instance in dict.fromkeys(m.partition(".")[0] for m in metrics):
         section = {}
         for metric in (m for m in metrics if m.partition(".")[0] == instance):
@@ -142,6 +155,7 @@ def write_sequela_table(frame: pd.DataFrame, stem: Path, title: str) -> None:
 
 
 def membership_table(records: dict[str, Record], results: dict[str, dict[str, dict[str, float]]],
+                     deltas: dict[str, dict[str, dict[str, float]]],
                      errors: dict[str, dict[str, dict[str, tuple[float, float]]]], attacks: Iterable[str],
                      defenses: Iterable[str], headline: Callable[[str], bool]) -> pd.DataFrame:
     """One row per (attack, main defense): CA / ASR, the generalisation gap (accuracy on the
@@ -156,9 +170,9 @@ def membership_table(records: dict[str, Record], results: dict[str, dict[str, di
                         for name in ("train_acc", "test_acc", "gap")
                         for key in numbers if key.endswith(f".{name}")})
             for key in (k for k in error if headline(k)):
-                before = results[attack]["none"][key]
                 text = with_error(numbers[key], error[key][0])
-                row[key] = text if defense == "none" else f"{text} ({with_error(numbers[key] - before, error[key][1], signed=True)})"
+                change = with_error(deltas[attack][defense][key], error[key][1], signed=True)
+                row[key] = text if defense == "none" else f"{text} ({change})"
             rows.append(row)
     return pd.DataFrame(rows).set_index("cell")
 

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from backdoorlab.adversarial import perturb
+from backdoorlab.training.gradient_ascent import perturb
 from backdoorlab.sequela.base import SEQUELA, SequelaAttack, SequelaContext
 from backdoorlab.settings import check_positive, require
 from backdoorlab.training.loop import to_float

@@ -16,7 +16,7 @@ from torch import nn
 from backdoorlab.attacks.base import Attack, TriggeredSet
 from backdoorlab.data.base import ImageSet
 from backdoorlab.models.base import ModelSpec
-from backdoorlab.registry import Registry
+from backdoorlab.registry import SEQUELA
 from backdoorlab.settings import check_positive, parse_section, require
 
 
@@ -131,7 +131,6 @@ class SequelaAttack:
         return True
 
 
-SEQUELA: Registry[SequelaAttack] = Registry("sequela attack")
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,9 @@ class SequelaSettings:
     attacks: dict[str, SequelaAttack]
 
 
-def parse_sequela(section: Mapping[str, Any], num_classes: int) -> SequelaSettings:
+def parse_sequela(section: Mapping[str, Any], methods: set[str] | None = None) -> SequelaSettings:
+    """The ``sequela`` section; ``methods``: build only the instances of these methods (a stage that
+    runs some of them imports only theirs)."""
     sizes = parse_section(SampleSettings, section, "sequela", ignore=("attacks",))
     attacks_raw = section.get("attacks") or {}
     require(isinstance(attacks_raw, Mapping), "sequela.attacks", "expected a mapping")
@@ -171,6 +172,8 @@ def parse_sequela(section: Mapping[str, Any], num_classes: int) -> SequelaSettin
     for name, entry in attacks_raw.items():
         key = f"sequela.attacks.{name}"
         require(isinstance(entry, Mapping) and "method" in entry, f"{key}.method", "missing required parameter")
+        if methods is not None and entry["method"] not in methods:
+            continue
         cls = SEQUELA.get(entry["method"], f"{key}.method")
         attacks[name] = cls(parse_section(cls.Config, entry, key, ignore=("method",)), key)
     return SequelaSettings(sizes.samples, sizes.shadow, attacks)

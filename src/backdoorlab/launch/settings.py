@@ -1,9 +1,9 @@
 """The `launch:` section of params.yaml: what each stage family asks of a cluster.
 
 The Ray launcher (`python -m backdoorlab.launch`) gives every stage a task sized by its family (the
-part of the stage name before `@`, e.g. `defend`). Kept apart from config.py and free of torch, so
-the launcher can read it cheaply; config.py still validates it with the rest of params.yaml, and no
-stage lists it as a param, so editing it never invalidates a stage.
+part of the stage name before `@`, e.g. `defend`). Free of torch, so
+the launcher reads it cheaply; only the launcher parses it, and no stage lists it as a param, so
+editing it never invalidates a stage.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """What the sequela stages hand the sequela attacks, and how they run them.
 
 Shared by the ``sequela`` stage (every attack on one cell's model) and the ``reinject_baseline``
-stage (re-injection on the clean model). Every random draw depends on the backdoor attack and the
-sequela instance only, never on the defense: all defenses of one attack, and the clean baseline,
-are probed with the same samples, starts and poisons, so their differences are not sampling noise.
-(Outside the ``sequela`` package because it reads the workspace, which needs ``config``, which
-imports that package.)
+stage (re-injection on the clean model). Every random draw depends on the victim, the replicate
+and the sequela instance only, never on the defense: all defenses of one victim and seed, and the
+clean baseline, are probed with the same samples, starts and poisons, so their differences are not
+sampling noise.
 """
 
 from __future__ import annotations
@@ -21,20 +20,27 @@ from torch import nn
 from backdoorlab.config import Params, derive_seed, generator_for
 from backdoorlab.errors import DataError
 from backdoorlab.io import load_tensors
-from backdoorlab.models import load_model
-from backdoorlab.sequela import SequelaAttack, SequelaContext
-from backdoorlab.sequela.base import MembershipScores, ReferenceModels
+from backdoorlab.layout import paradigm_of, regime_of, shadow_model_file, shadow_splits_file
+from backdoorlab.models.base import load_model
+from backdoorlab.pipeline.victims import (Task, load_attack, load_poisoned, load_splits, load_task, model_spec,
+                                          task_classes)
+from backdoorlab.sequela.base import (MembershipScores, ReferenceModels, SequelaAttack, SequelaContext,
+                                      SequelaSettings, parse_sequela)
 from backdoorlab.settings import require
-from backdoorlab.workspace import (Task, load_attack, load_poisoned, load_splits, load_task, model_spec, paradigm_of,
-                                   regime_of, shadow_model_file, shadow_splits_file)
 
 
-def load_reference(params: Params, victim: str, task: Task) -> ReferenceModels:
+def sequela_settings(params: Params, methods: set[str] | None = None) -> SequelaSettings:
+    """params.yaml's ``sequela`` section: sample sizes, shadow models, the attack instances (of
+    ``methods`` only, if given)."""
+    return parse_sequela(params.section("sequela"), methods)
+
+
+def load_reference(params: Params, settings: SequelaSettings, victim: str, task: Task) -> ReferenceModels:
     """The shadow models of the victim's recipe (the default one, or its regime's), with their
     logits on the shadow split and which half each trained on (written by the shadow stage); for a
     paradigm's task of fewer classes, as classifiers of those classes on their shadow samples."""
     regime = regime_of(params, victim)
-    path, count = shadow_splits_file(regime), params.sequela.shadow.models
+    path, count = shadow_splits_file(regime), settings.shadow.models
     tensors = load_tensors(path)
     if tensors.get("logits") is None or len(tensors["logits"]) != count:
         raise DataError(f"{path}: not the {count} shadow models of sequela.shadow.models (run the shadow stage)")
@@ -44,26 +50,25 @@ def load_reference(params: Params, victim: str, task: Task) -> ReferenceModels:
     paradigm = paradigm_of(params, victim)
     if paradigm is None or task.spec.num_classes == spec.num_classes:
         return reference
-    return reference.restricted(params.paradigms[paradigm].downstream_classes(spec.num_classes), task.splits.shadow)
+    return reference.restricted(task_classes(params, paradigm, spec.num_classes), task.splits.shadow)
 
 
-def build_context(params: Params, attack_name: str, defense_fraction: float, label: str,
-                  with_shadows: bool) -> SequelaContext:
+def build_context(params: Params, settings: SequelaSettings, victim: str, seed: int, defense_fraction: float,
+                  label: str, with_shadows: bool) -> SequelaContext:
     """Members: training samples the backdoored model saw unpoisoned; non-members: held-out test
     samples; each split in an evaluation half and a calibration half of ``sequela.samples`` (capped at
     half the smaller pool, which binds for a paradigm's downstream task of a few classes and for a
-    regime's small training set).
-    ``attack_name`` is a victim (an attack, or ``<paradigm>-<attack>``): its task's splits."""
-    task = load_task(params, attack_name)
+    regime's small training set)."""
+    task = load_task(params, victim)
     splits = task.splits
-    poisoned = load_poisoned(attack_name)
-    attack = load_attack(params, attack_name)
-    n = params.sequela.samples
+    poisoned = load_poisoned(victim, seed)
+    attack = load_attack(params, victim, seed)
+    n = settings.samples
     clean_mask = torch.ones(len(poisoned.train), dtype=torch.bool)
     clean_mask[poisoned.poison_indices] = False
     member_pool = torch.nonzero(clean_mask).flatten()
-    members = member_pool[torch.randperm(len(member_pool), generator=generator_for(params.seed, "mia", attack_name))]
-    non_members = torch.randperm(len(splits.test), generator=generator_for(params.seed, "mia", attack_name, "out"))
+    members = member_pool[torch.randperm(len(member_pool), generator=generator_for(seed, "mia", victim))]
+    non_members = torch.randperm(len(splits.test), generator=generator_for(seed, "mia", victim, "out"))
     if min(len(members), len(non_members)) < 2 * n:  # a paradigm's downstream task can be a share of the test split
         n = min(len(members), len(non_members)) // 2
         print(f"[{label}] sequela.samples capped at {n}: the task has {len(members)} members and "
@@ -77,19 +82,19 @@ def build_context(params: Params, attack_name: str, defense_fraction: float, lab
         calibration_non_members=splits.test.subset(non_members[n:2 * n]),
         clean_test=splits.test, attack=attack,
         defense_data=splits.defense_subset(defense_fraction), triggered_test=attack.triggered_test(splits.test),
-        reference=load_reference(params, attack_name, task) if with_shadows else None, label=label)
+        reference=load_reference(params, settings, victim, task) if with_shadows else None, label=label)
 
 
-def run_attacks(params: Params, attack_name: str, attacks: Mapping[str, SequelaAttack], model: nn.Module,
+def run_attacks(victim: str, seed: int, attacks: Mapping[str, SequelaAttack], model: nn.Module,
                 ctx: SequelaContext) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """``{"<instance>.<metric>": value}`` plus ``<instance>.seconds``, each instance seeded by
-    (seed, attack, instance) alone; and the membership attacks' evaluation scores,
+    (seed, victim, instance) alone; and the membership attacks' evaluation scores,
     ``{"<instance>[.<score>]/members": ..., ".../non_members": ...}``."""
     results: dict[str, float] = {}
     scores: dict[str, torch.Tensor] = {}
     for name, attack in attacks.items():
-        torch.manual_seed(derive_seed(params.seed, "sequela", attack_name, name))
-        instance_ctx = dataclasses.replace(ctx, generator=generator_for(params.seed, "sequela", attack_name, name))
+        torch.manual_seed(derive_seed(seed, "sequela", victim, name))
+        instance_ctx = dataclasses.replace(ctx, generator=generator_for(seed, "sequela", victim, name))
         model.eval()
         started = time.perf_counter()
         measurement = attack.measure(model, instance_ctx)

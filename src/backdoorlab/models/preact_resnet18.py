@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backdoorlab.models.base import MODELS, Classifier, ModelSpec, Normalize, WidthConfig
+from backdoorlab.models.base import MODELS, Classifier, ModelSpec, Normalize, WidthConfig, residual_stages
 
 
 class PreActBlock(nn.Module):
@@ -32,6 +32,8 @@ class PreActBlock(nn.Module):
 
 @MODELS.register("preact_resnet18")
 class PreActResNet18(Classifier):
+    """3x3 stem, four stages of two pre-activation blocks, a final BN-ReLU, global average pooling."""
+
     # NAD's default attention maps: the outputs of the last three residual stages.
     attention_layers = ("layers.3", "layers.5", "layers.7")
 
@@ -42,13 +44,9 @@ class PreActResNet18(Classifier):
         w = config.width
         self.normalize = Normalize(spec.mean, spec.std)
         self.stem = nn.Conv2d(spec.in_channels, w, 3, 1, 1, bias=False)
-        layers, in_planes = [], w
-        for planes, stride in ((w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)):
-            layers += [PreActBlock(in_planes, planes, stride), PreActBlock(planes, planes, 1)]
-            in_planes = planes
-        self.layers = nn.Sequential(*layers)
-        self.bn = nn.BatchNorm2d(in_planes)
-        self.classifier = nn.Linear(in_planes, spec.num_classes)
+        self.layers, out_planes = residual_stages(PreActBlock, w)
+        self.bn = nn.BatchNorm2d(out_planes)
+        self.classifier = nn.Linear(out_planes, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(self.stem(self.normalize(x)))

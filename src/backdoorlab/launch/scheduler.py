@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from backdoorlab.dag import StageNode
-from backdoorlab.launch_task import TaskResult
+from backdoorlab.launch.plan import StageNode
+from backdoorlab.launch.task import TaskResult
 
 
 class Executor(Protocol):

@@ -6,7 +6,7 @@
 
 DVC has no remote executor and holds one lock per workspace, so the launcher gives each stale
 stage its own Ray task, sized by `launch.resources` in params.yaml, that reproduces the stage in a
-clean checkout of HEAD sharing the workspace's DVC cache (see launch_task.py). Stages start once
+clean checkout of HEAD sharing the workspace's DVC cache (see task.py). Stages start once
 their upstream stages have finished; a final `dvc repro` in the workspace then restores every
 result from the run-cache without running a stage command. Ray is an optional extra
 (`pip install -e '.[cluster]'`), imported only here.
@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from backdoorlab.config import PARAMS_FILE, load_params
-from backdoorlab.dag import (Plan, StageNode, default_remote, head_commit, read_plan, uncommitted_sources,
+from backdoorlab.launch.plan import (Plan, StageNode, default_remote, head_commit, read_plan, uncommitted_sources,
                             workspace_cache_dir)
 from backdoorlab.errors import ConfigError
-from backdoorlab.launch_config import DEFAULT_FAMILY, LaunchSettings
-from backdoorlab.launch_task import TaskResult, TaskSpec, run_task, task_environment
-from backdoorlab.scheduler import run_schedule
+from backdoorlab.launch.settings import DEFAULT_FAMILY, LaunchSettings, parse_launch
+from backdoorlab.launch.task import TaskResult, TaskSpec, run_task, task_environment
+from backdoorlab.launch.scheduler import run_schedule
 
 
 class LaunchError(RuntimeError):
@@ -192,7 +192,8 @@ def launch(args: argparse.Namespace) -> int:
     root = args.repo.resolve()
     if not (root / ".dvc").is_dir():
         raise LaunchError(f"{root}: not a DVC repository (no .dvc folder)")
-    settings = load_params(root / PARAMS_FILE).launch  # validates all of params.yaml first
+    params = load_params(root / PARAMS_FILE)  # validates the default run's sections first
+    settings = parse_launch(params.raw.get("launch"))
     plan = read_plan(root, args.pipeline)
     check_families(settings, plan)
     commit = check_workspace(root, plan)
@@ -241,6 +242,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     sys.exit(code)
 
-
-if __name__ == "__main__":
-    main()
