@@ -1,6 +1,7 @@
 # Two entry points, each installing what it needs into .venv first:
 #   make repro   runs the default pipeline (dvc repro) on the embedded default data set
-#   make test    runs the test suite (and installs chromium with apt-get if it is missing)
+#   make test    runs the test suite, then its planted-effect tests on a second CPU kernel path
+#                (and installs chromium with apt-get if it is missing)
 #   make repro-full  everything: the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with
 #                    sequela), reports/attacks/, the paradigms and the regimes
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
@@ -52,8 +53,13 @@ dag: $(STAMP)
 params: $(STAMP)
 	$(BIN)/python scripts/compose_params.py $(O)
 
+# The tests that train a model and assert an effect run twice: with this CPU's native kernels, then
+# with ATen's portable kernels and oneDNN held to AVX2, so a test that holds on one kernel path only
+# fails here, not on a reviewer's machine of another CPU type.
+SECOND_KERNEL_PATH := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+	$(SECOND_KERNEL_PATH) $(BIN)/python -m pytest -m planted
 
 # tests/test_offline_plots.py opens `dvc plots show`'s page in headless Chromium (a system package).
 chromium:

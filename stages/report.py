@@ -40,7 +40,7 @@ from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_reco
 from backdoorlab.reporting.tables import (calibration_table, cost_table, defender_table, detail_table,
                                           detection_table, main_table, membership_table, paradigm_table,
                                           sequela_table, write_frame, write_sequela_table)
-from backdoorlab.reporting.uncertainty import Uncertainty, membership_uncertainty
+from backdoorlab.reporting.uncertainty import Uncertainty, membership_uncertainty, seed_spread_uncertainty
 from backdoorlab.sequela.base import SequelaSettings, parse_sequela
 
 
@@ -233,6 +233,9 @@ def main() -> None:
     sequela, deltas, baselines = sequela_means(by_seed), sequela_deltas(by_seed), reinject_baselines(params, scope)
     records, per_seed = collect_cells(params, settings, sequela, deltas, scope)
     errors = membership_uncertainty(params, settings, scope, by_seed)
+    for attack, by_defense in seed_spread_uncertainty(by_seed).items():  # the rest: the seeds' spread
+        for defense, by_key in by_defense.items():
+            errors[attack][defense] = {**by_key, **errors[attack].get(defense, {})}
     for attack, by_defense in errors.items():  # the headline numbers' standard errors, beside them in cells.csv
         for defense, by_key in by_defense.items():
             for key, (error, change_error) in by_key.items():

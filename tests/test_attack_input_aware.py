@@ -26,6 +26,8 @@ from backdoorlab.training.augment import AugmentConfig
 from backdoorlab.training.loop import fit, predict_logits, sgd, steps_per_epoch
 from backdoorlab.training.schedules import cosine
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 SECTION = {"method": "input_aware", "target": 0, "poison_rate": 0.3, "cross_ratio": 0.2,
            "mask_density": 0.05, "mask_batch_size": 64, "mask_epochs": 8}
 

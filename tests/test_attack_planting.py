@@ -16,6 +16,8 @@ from backdoorlab.attacks import AttackerResources, build_attack
 from backdoorlab.training.loop import predict_logits
 from conftest import CPU, SMALL_CNN, pool_splits, train_small_cnn
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 ATTACKS = {
     "sig": {"method": "sig", "target": 0, "poison_rate": 0.08, "delta": 80},  # params.yaml's values
     "lf": {"method": "lf", "target": 0, "poison_rate": 0.1, "steps": 60, "surrogate_epochs": 2},

@@ -18,6 +18,8 @@ from backdoorlab.io import load_tensors, save_tensors
 from backdoorlab.training.loop import predict_logits
 from conftest import CPU, SMALL_CNN as SPEC, pool_splits, train_small_cnn
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 SECTION = {"method": "ssba", "target": 0, "poison_rate": 0.1, "steps": 200, "batch_size": 32}
 
 

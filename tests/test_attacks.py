@@ -10,6 +10,8 @@ from backdoorlab.data import ImageSet
 from backdoorlab.errors import ConfigError
 from backdoorlab.models.base import ModelSpec
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 
 def toy_set(n: int = 200) -> ImageSet:
     g = torch.Generator().manual_seed(0)

@@ -21,6 +21,8 @@ from backdoorlab.training.augment import AugmentConfig
 from backdoorlab.training.loop import OptimConfig
 from conftest import CPU
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 # The planted model's own recipe (conftest.py): what the defender retrains with.
 RECIPE = OptimConfig(epochs=6, batch_size=64, lr=0.05, augment=AugmentConfig(crop_padding=2, hflip=True))
 

@@ -17,6 +17,8 @@ from backdoorlab.training.loop import accuracy, fit, sgd
 from backdoorlab.training.schedules import constant, with_warmup
 from backdoorlab.pipeline.victims import Splits
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 CPU = torch.device("cpu")
 
 

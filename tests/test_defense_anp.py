@@ -1,7 +1,10 @@
+import pytest
 import torch
 from torch import nn
 
 from defense_checks import defend
+
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
 
 
 def test_anp_zeroes_the_bn_scale_of_exactly_the_pruned_neurons(planted):

@@ -11,6 +11,8 @@ from backdoorlab.defenses.weight_anchor import WeightAnchor
 from backdoorlab.errors import ConfigError
 from defense_checks import assert_removed, defend
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 FAST = {"epochs": 15, "batch_size": 128, "lam": 20.0, "lr": 0.05}
 
 

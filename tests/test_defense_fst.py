@@ -9,6 +9,8 @@ from backdoorlab.defenses import build_defense
 from backdoorlab.errors import ConfigError
 from defense_checks import assert_removed, defend
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 
 def test_fst_removes_the_backdoor(planted):
     outcome, after = defend(planted, "fst", epochs=10, lr=0.02, alpha=0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import copy
 
 import torch
@@ -9,6 +10,8 @@ import torch
 from backdoorlab.defenses.ftsam import SharpnessAwareStep
 from backdoorlab.training.loop import sgd, to_float
 from defense_checks import assert_removed, defend
+
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
 
 
 def test_sam_step_descends_with_the_gradient_at_the_perturbed_point(planted):

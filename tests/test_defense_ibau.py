@@ -1,7 +1,10 @@
+import pytest
 import torch
 
 from backdoorlab.defenses.ibau import implicit_hypergradient
 from defense_checks import assert_removed, defend
+
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
 
 
 def test_implicit_hypergradient_matches_the_closed_form_of_a_quadratic():
@@ -15,6 +18,8 @@ def test_implicit_hypergradient_matches_the_closed_form_of_a_quadratic():
 
 
 def test_ibau_removes_backdoor(planted):
-    outcome, metrics = defend(planted, "ibau", rounds=5, outer_lr=2e-3)
-    assert len(outcome.notes["uap_norms"]) == 5
+    # Ten rounds: on all three kernel paths (2026-12-05) ASR 21-30% and CA within 7 points. Five
+    # rounds removed as much but cost 9-12 CA points, a coin toss against the 10-point budget.
+    outcome, metrics = defend(planted, "ibau", rounds=10, outer_lr=2e-3)
+    assert len(outcome.notes["uap_norms"]) == 10
     assert_removed(planted, metrics)

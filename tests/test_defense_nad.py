@@ -10,6 +10,8 @@ from backdoorlab.errors import ConfigError
 from backdoorlab.models.layers import ActivationTap
 from defense_checks import assert_removed, defend
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 
 def test_attention_map_is_a_unit_channel_mean():
     activation = torch.zeros(2, 3, 2, 2)

@@ -1,7 +1,10 @@
+import pytest
 import torch
 
 from backdoorlab.defenses.nc import anomaly_indices, flag_small_outliers
 from defense_checks import assert_removed, defend
+
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
 
 
 def test_anomaly_index_uses_the_mad_with_its_consistency_constant():
@@ -18,7 +21,12 @@ def test_one_small_outlier_is_flagged_large_and_uniform_norms_are_not():
 
 
 def test_neural_cleanse_flags_the_target_and_unlearns_it(planted):
-    outcome, metrics = defend(planted, "nc", steps=150, batch_size=16, epochs=10, unlearn_lr=0.05)
+    # The paper's 300 reverse-engineering steps (150 left the other classes' masks unconverged: on
+    # one kernel path the target's norm, 2.5 against 36-112, scored an anomaly index of 1.9) and half
+    # of the clean images stamped for unlearning. On all three kernel paths (2026-12-05): target
+    # flagged (norm 1.6-2.1 against 29-92), ASR after 9-15%, CA within 3 points.
+    outcome, metrics = defend(planted, "nc", steps=300, batch_size=16, epochs=10, unlearn_lr=0.05,
+                              unlearn_fraction=0.5)
     assert outcome.notes["flagged"] == [planted.attack.target]
     norms = outcome.notes["mask_norms"]
     assert norms[planted.attack.target] == min(norms)

@@ -1,7 +1,10 @@
+import pytest
 import torch
 
 from backdoorlab.defenses.sau import shared_adversarial_loss
 from defense_checks import assert_removed, defend
+
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
 
 
 def test_shared_loss_is_large_only_when_both_models_agree_on_a_wrong_class():

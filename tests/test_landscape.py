@@ -10,6 +10,8 @@ from backdoorlab.errors import ConfigError
 from backdoorlab.reporting.landscape import LandscapeSettings, interpolate, loss_path, mean_loss
 from backdoorlab.settings import parse_section
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 CPU = torch.device("cpu")
 
 

@@ -4,6 +4,8 @@ conv, the transfer paradigm's last block), safetensors round trips, and that it 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -16,6 +18,8 @@ from backdoorlab.training.loop import accuracy, fit, sgd
 from backdoorlab.training.schedules import constant
 
 from conftest import separable_task
+
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
 
 ARCHS = sorted(MODELS.names())
 CPU = torch.device("cpu")
@@ -53,10 +57,14 @@ def test_weights_round_trip_through_safetensors(arch, tmp_path):
 
 @pytest.mark.parametrize("arch", ["resnet18", "vgg16_bn"])
 def test_new_models_learn_a_separable_task(arch):
-    """Bright images are class 1, dark ones class 0: a few epochs must fit it."""
+    """Bright images are class 1, dark ones class 0: a few epochs must fit it. Width 8, LR 0.02 and
+    10 epochs fitted it (100%) for every architecture, three initialisations each, on all three
+    kernel paths (2026-12-05); width 4, LR 0.05 and 3 epochs left ResNet-18 and VGG-16 at chance for
+    one initialisation in three, and 5 epochs still one ResNet-18 on two paths."""
     data = separable_task()
     torch.manual_seed(0)
-    model = build_model(spec(arch, classes=2))
-    fit(model, data, epochs=3, batch_size=32, optimizer=sgd(model, 0.05, 0.9, 5e-4), schedule=constant(0.05),
+    blueprint = spec(arch, classes=2)
+    model = build_model(dataclasses.replace(blueprint, params={**blueprint.params, "width": 8}))
+    fit(model, data, epochs=10, batch_size=32, optimizer=sgd(model, 0.02, 0.9, 5e-4), schedule=constant(0.02),
         generator=torch.Generator().manual_seed(1), augment=None, device=CPU)
     assert accuracy(model, data, CPU) > 0.95

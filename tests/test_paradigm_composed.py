@@ -19,6 +19,8 @@ from backdoorlab.paradigms.composed import HeadConfig, build_encoder, compose, e
 from backdoorlab.training.loop import accuracy
 from conftest import CPU, SMALL_CNN, fashion_pool, pool_splits
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 
 @pytest.fixture(scope="module")
 def splits():

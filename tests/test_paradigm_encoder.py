@@ -21,6 +21,8 @@ from backdoorlab.paradigms.simclr import SimCLR, nt_xent
 from backdoorlab.training.loop import predict_logits, to_float
 from conftest import CPU, SMALL_CNN, fashion_pool, pool_splits
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 SIMCLR = SimCLR(SimCLR.Config(epochs=5, batch_size=128))
 ATTACKS = {
     "badnets": {"method": "badnets", "target": 0, "poison_rate": 0.1},

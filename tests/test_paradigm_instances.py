@@ -26,6 +26,8 @@ from backdoorlab.training.loop import OptimConfig
 from backdoorlab.training.augment import AugmentConfig
 from conftest import CPU, SMALL_CNN, pool_splits
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 RECIPE = OptimConfig(epochs=3, batch_size=64, lr=0.05, augment=AugmentConfig(crop_padding=0, hflip=False),
                      warmup_steps=10)
 DOWNSTREAM = (0, 1, 2, 3, 4)

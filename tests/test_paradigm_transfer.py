@@ -18,6 +18,8 @@ from backdoorlab.training.loop import fit, sgd
 from backdoorlab.training.schedules import constant
 from conftest import CPU, SMALL_CNN, fashion_pool
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 SOURCE_CLASSES, DOWNSTREAM_CLASSES = (5, 6, 7, 8, 9), (0, 1, 2, 3, 4)
 
 

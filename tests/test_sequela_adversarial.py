@@ -11,6 +11,8 @@ from sequela_checks import context, sequela_attack
 from backdoorlab.training.gradient_ascent import perturb
 from backdoorlab.training.loop import to_float
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 EPS = [0.005, 0.02, 0.05, 0.3]
 
 

@@ -19,6 +19,8 @@ from backdoorlab.sequela.scores import (best_threshold, bootstrap_draws, bootstr
                                         tpr_at_fpr)
 from backdoorlab.training.loop import predict_logits
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 METRICS = ["loss", "confidence", "entropy", "modified_entropy"]
 
 

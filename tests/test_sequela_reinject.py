@@ -11,6 +11,8 @@ from sequela_checks import context, sequela_attack, train_tiny
 
 from backdoorlab.errors import ConfigError
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 
 @pytest.fixture(scope="module")
 def clean_model(planted):

@@ -17,6 +17,8 @@ from backdoorlab.training.schedules import constant, cosine, phases, triangular
 
 from conftest import separable_task
 
+pytestmark = pytest.mark.planted  # trains and asserts an effect: `make test` runs it on a second kernel path too
+
 CPU = torch.device("cpu")
 
 

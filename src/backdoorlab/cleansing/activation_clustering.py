@@ -21,12 +21,8 @@ from backdoorlab.cleansing.base import (CLEANSERS, CleansingContext, Detection, 
 from backdoorlab.settings import check_positive, require
 
 
-def two_means(points: torch.Tensor, generator: torch.Generator, iterations: int = 50) -> torch.Tensor:
-    """Cluster ids (0/1) of ``points`` by Lloyd's 2-means, seeded k-means++ initialisation."""
-    first = points[torch.randint(len(points), (1,), generator=generator)]
-    distance = torch.cdist(points, first).squeeze(1) ** 2
-    second = points[torch.multinomial(distance + 1e-12, 1, generator=generator)]
-    centres = torch.cat([first, second])
+def lloyd(points: torch.Tensor, centres: torch.Tensor, iterations: int) -> tuple[torch.Tensor, float]:
+    """Lloyd's iterations from ``centres``: the cluster ids and their inertia (summed squared distance)."""
     ids = torch.cdist(points, centres).argmin(1)
     for _ in range(iterations):
         centres = torch.stack([points[ids == k].mean(0) if (ids == k).any() else centres[k] for k in (0, 1)])
@@ -34,7 +30,26 @@ def two_means(points: torch.Tensor, generator: torch.Generator, iterations: int 
         if torch.equal(new_ids, ids):
             break
         ids = new_ids
-    return ids
+    inertia = sum(((points[ids == k] - points[ids == k].mean(0)) ** 2).sum().item() for k in (0, 1) if (ids == k).any())
+    return ids, inertia
+
+
+def two_means(points: torch.Tensor, generator: torch.Generator, restarts: int = 10,
+              iterations: int = 50) -> torch.Tensor:
+    """Cluster ids (0/1) of ``points`` by 2-means: ``restarts`` k-means++ initialisations, each run
+    to convergence, and the partition of least inertia kept (scikit-learn's ``n_init=10``, which the
+    paper's clustering used). One initialisation can settle in a split that cuts the clean majority
+    in two instead of separating the poison, and which one it settles in changes with float kernels."""
+    best: tuple[torch.Tensor, float] | None = None
+    for _ in range(restarts):
+        first = points[torch.randint(len(points), (1,), generator=generator)]
+        distance = torch.cdist(points, first).squeeze(1) ** 2
+        second = points[torch.multinomial(distance + 1e-12, 1, generator=generator)]
+        ids, inertia = lloyd(points, torch.cat([first, second]), iterations)
+        if best is None or inertia < best[1]:
+            best = (ids, inertia)
+    assert best is not None
+    return best[0]
 
 
 @CLEANSERS.register("ac")
@@ -43,9 +58,10 @@ class ActivationClustering(DetectThenRetrain):
     class Config:
         dims: int = 10  # components kept before clustering (the paper's ICA dimension)
         size_threshold: float = 0.35  # a smaller cluster below this share of its class is poison
+        restarts: int = 10  # k-means initialisations, the least-inertia one kept (scikit-learn's n_init)
 
         def check(self, key: str) -> None:
-            check_positive(self, key, "dims")
+            check_positive(self, key, "dims", "restarts")
             require(0 < self.size_threshold < 0.5, f"{key}.size_threshold",
                     f"must be in (0, 0.5), got {self.size_threshold}")
 
@@ -57,7 +73,7 @@ class ActivationClustering(DetectThenRetrain):
                 continue
             centred = features[members] - features[members].mean(0)
             _, _, right = torch.linalg.svd(centred, full_matrices=False)
-            ids = two_means(centred @ right[:self.config.dims].T, ctx.generator)
+            ids = two_means(centred @ right[:self.config.dims].T, ctx.generator, self.config.restarts)
             smaller = int((ids == 1).sum() < (ids == 0).sum())
             share = (ids == smaller).float().mean().item()
             sizes[f"class_{label}_smaller_share"] = round(share, 4)

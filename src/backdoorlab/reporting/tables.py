@@ -100,7 +100,7 @@ def sequela_table(results: dict[str, dict[str, float]], deltas: dict[str, dict[s
                   baseline: dict[str, float], errors: dict[str, dict[str, tuple[float, float]]]) -> pd.DataFrame:
     """One attack: defenses as rows, every sequela metric as ``<metric> after`` and ``<metric> delta``
     (after - before, before being the undefended model ``none`` of the same seed; means over seeds),
-    with ``after_se`` and ``delta_se`` where ``errors`` has standard errors (the membership numbers);
+    with ``after_se`` and ``delta_se`` where ``errors`` has standard errors (cells of two or more seeds);
     a last row ``clean_model`` holds the re-injection numbers of the model trained without poison
     (no delta: it has no "before")."""
     rows = {}
@@ -136,9 +136,9 @@ def write_sequela_table(frame: pd.DataFrame, stem: Path, title: str) -> None:
     metrics = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in frame.columns))
     parts = [f"# {title}\n\nEach cell: `after (delta)`, after = the defended model, "
              "delta = after - before (the undefended model `none` of the same seed), means over seeds; "
-             "`clean_model`: trained without poison. `± x`: standard error of the mean over seeds (their spread, "
-             "at least the bootstrap's; of the delta: paired, the same resampled members and non-members for "
-             "both models)."]
+             "`clean_model`: trained without poison. `± x`: standard error of the mean over seeds: their spread "
+             "(of the delta: of the per-seed changes); for membership inference at least the bootstrap's, "
+             "paired for the delta (the same resampled members and non-members for both models)."]
     for instance in dict.fromkeys(m.partition(".")[0] for m in metrics):
         section = {}
         for metric in (m for m in metrics if m.partition(".")[0] == instance):

@@ -1,4 +1,4 @@
-"""Standard errors of the membership-inference numbers: the bootstrap within a seed, combined over seeds.
+"""Standard errors of the sequela numbers over seeds; for membership inference, with the bootstrap within a seed.
 
 Within one seed, every defense of one victim is probed with the same members and non-members (the
 sequela stage draws them per victim and seed), so one set of resamples, drawn per victim and seed,
@@ -6,7 +6,9 @@ serves all of its cells: the spread of a cell's AUC over the resamples is its st
 the spread of the *difference* to the undefended model over the same resamples is the standard
 error of the defense's change (a paired bootstrap: sampling noise the two models share cancels).
 Over seeds, the mean's standard error is the seeds' spread, never less than their bootstrap noise
-(:func:`backdoorlab.reporting.verdicts.combined_error`).
+(:func:`backdoorlab.reporting.verdicts.combined_error`). The other sequela numbers (robust accuracy,
+re-injection ASR) have no sampling model here, so their standard error is the seeds' spread alone
+(:func:`seed_spread_uncertainty`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,24 @@ def seed_uncertainty(params: Params, settings: SequelaSettings, attack: str, def
             after = bootstrap_metrics(*sets[defense][prefix], resamples, fprs)
             for metric, values in after.items():
                 out[defense][f"{prefix}.{metric}"] = (values.std().item(), (values - before[metric]).std().item())
+    return out
+
+
+def seed_spread_uncertainty(by_seed: SequelaBySeed) -> Uncertainty:
+    """The standard error over seeds of every sequela number of every cell with at least two seeds,
+    and of its change against ``none`` (paired within each seed)."""
+    out: Uncertainty = {}
+    for attack, cells in by_seed.items():
+        out[attack] = {}
+        for defense, values in cells.items():
+            mine = [seed for seed in values if seed in cells["none"]]
+            if len(mine) < 2:
+                continue
+            zero = [0.0] * len(mine)
+            out[attack][defense] = {
+                key: (combined_error([values[s][key] for s in mine], zero),
+                      combined_error([values[s][key] - cells["none"][s][key] for s in mine], zero))
+                for key in values[mine[0]]}
     return out
 
 
