@@ -17,7 +17,7 @@ from backdoorlab.layout import landscape_file, model_file
 from backdoorlab.models.base import load_model
 from backdoorlab.pipeline.cli import replicate, require_known, run_stage, stage_arguments
 from backdoorlab.pipeline.victims import load_splits, model_spec, triggered_test
-from backdoorlab.reporting.figures import line_panels
+from backdoorlab.reporting.panels import line_panels
 from backdoorlab.reporting.landscape import LandscapeSettings, first, loss_path
 from backdoorlab.settings import parse_section
 

@@ -31,7 +31,8 @@ from backdoorlab.layout import (RECORDS, REPORTS, cell_dir, landscape_file, para
                                 trigger_preview_file)
 from backdoorlab.pipeline.cli import OneLineParser, run_stage
 from backdoorlab.pipeline.victims import regime_recipe, regime_settings
-from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
+from backdoorlab.reporting.figures import grouped_bars, save
+from backdoorlab.reporting.panels import line_panels, panels
 from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
 from backdoorlab.reporting.summary import (Record, SequelaResults, baseline_records, calibration_trials,

@@ -48,38 +48,3 @@ def grouped_bars(ax: plt.Axes, groups: Sequence[str], series: dict[str, Sequence
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.legend(fontsize=8)
-
-
-PANELS_PER_ROW = 4  # small multiples wrap, so that no figure is more than about 4 times as wide as tall
-
-
-def panels(count: int, width: float = 5.0, height: float = 3.4) -> tuple[plt.Figure, list[plt.Axes]]:
-    """``count`` panels of ``width`` x ``height`` inches, at most four to a row (unused ones hidden)."""
-    columns = min(count, PANELS_PER_ROW)
-    rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[count:]:
-        ax.set_visible(False)
-    return figure, flat[:count]
-
-
-def line_panels(path: str | Path, titles: Sequence[str], xlabel: str, ylabel: str,
-                curves: Sequence[dict[str, tuple[Sequence[float], Sequence[float]]]],
-                log_x: bool = False, log_y: bool = False) -> None:
-    """One panel per title; each panel draws ``{label: (xs, ys)}`` as marked lines."""
-    figure, axes = panels(len(titles))
-    for ax, title, panel in zip(axes, titles, curves):
-        for label, (xs, ys) in panel.items():
-            style = "--" if "ASR" in label else "-"
-            ax.plot(xs, ys, style, marker="o", label=label)
-        if log_x:
-            ax.set_xscale("log")
-        if log_y:
-            ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save(figure, path)

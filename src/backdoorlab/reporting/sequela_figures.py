@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from backdoorlab.reporting.figures import grouped_bars, line_panels, panels, save
+from backdoorlab.reporting.figures import grouped_bars, save
+from backdoorlab.reporting.panels import line_panels, panels
 from backdoorlab.reporting.summary import SequelaResults
 from backdoorlab.reporting.uncertainty import Uncertainty
 
