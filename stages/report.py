@@ -11,8 +11,9 @@ every cell gets a verdict (removed, not removed, inconclusive, collapsed: report
 ``reports/summary.json`` holds the headline (CA / ASR with their intervals, DER, seeds, verdict per
 cell) that ``dvc exp show`` and ``dvc metrics diff`` read; ``reports/tables/cells.csv`` every number
 of every cell over its seeds, ``cells_by_seed.csv`` every seed's; ``tables/membership`` each main
-cell's generalisation gap beside its membership-inference numbers, with standard errors; the
-Markdown tables and PNG figures are for reading.
+cell's generalisation gap beside the lead membership attack's numbers (RMIA), with standard errors,
+and ``tables/membership_other`` the other membership attacks'; the Markdown tables and PNG figures
+are for reading.
 """
 
 from __future__ import annotations
@@ -63,16 +64,33 @@ def defense_bars(attacks: list[str], main: list[str], records: dict[str, Record]
     save(figure, path)
 
 
+LEAD_MEMBERSHIP_METHOD = "mia_rmia"  # the strongest membership attack here: its table comes first
+
+
+def lead_membership_instances(params: Params) -> set[str]:
+    """The sequela instances that run the lead membership attack (``sequela.attacks.<name>.method``)."""
+    return {name for name, section in (params.section("sequela").get("attacks") or {}).items()
+            if isinstance(section, dict) and section.get("method") == LEAD_MEMBERSHIP_METHOD}
+
+
 def sequela_report(settings: SequelaSettings, attacks: list[str], main: list[str], sequela: SequelaResults,
                    deltas: SequelaResults, errors: Uncertainty, baselines: dict[str, dict[str, float]],
-                   records: dict[str, Record], tables: Path, figures: Path) -> None:
-    """Per attack a table (Markdown and CSV) of every sequela metric; the membership table; the
-    sequela figures."""
+                   records: dict[str, Record], tables: Path, figures: Path, lead: set[str]) -> None:
+    """Per attack a table (Markdown and CSV) of every sequela metric; the membership tables (the
+    ``lead`` instances first, the other membership attacks in a second table); the sequela figures."""
     for attack in attacks:
         write_sequela_table(sequela_table(sequela[attack], deltas[attack], main, baselines[attack], errors[attack]),
                             tables / f"sequela_{attack}", f"Backdoor sequela, {attack}")
     headline_key = partial(is_headline, settings)
-    write_frame(membership_table(records, sequela, deltas, errors, attacks, main, headline_key), tables / "membership")
+
+    def leads(key: str) -> bool:
+        return headline_key(key) and key.partition(".")[0] in lead
+
+    def others(key: str) -> bool:
+        return headline_key(key) and key.partition(".")[0] not in lead
+
+    write_frame(membership_table(records, sequela, deltas, errors, attacks, main, leads), tables / "membership")
+    write_frame(membership_table(records, sequela, deltas, errors, attacks, main, others), tables / "membership_other")
     mia_auc_figure(figures / "sequela_mia_auc.png", attacks, main, sequela, deltas, errors, headline_key)
     robust_accuracy_figures(figures, attacks, main, sequela)
     reinjection_figures(figures, attacks, main, sequela, baselines)
@@ -180,8 +198,9 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
              clean_model_fact(params, scope)]
     tables = {"CA / ASR (%) per attack and defense": (out / "tables" / "main.md").read_text(),
               "What the defender saw: validation accuracy (%) before -> after": (out / "tables" / "defender.md").read_text()}
-    tables["Membership inference per cell: gap = accuracy on members - non-members (%); AUC ± bootstrap SE "
-           "(change against `none` ± paired SE)"] = (out / "tables" / "membership.md").read_text()
+    tables["Membership inference per cell, RMIA: gap = accuracy on members - non-members (%); AUC and TPR ± SE "
+           "(change against `none` ± paired SE); the other attacks in tables/membership_other.md"] = \
+        (out / "tables" / "membership.md").read_text()
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
     if scope == "full" and params.grid.cleansers:
         tables["Training-time defenses: detection precision / recall (%) against the true poison"] = \
@@ -265,7 +284,8 @@ def main() -> None:
     defense_bars(attacks, main, records, figures / "defenses_ca_asr.png")
     if scope == "paradigms":
         paradigm_report(params, records, main, tables, figures)
-    sequela_report(settings, attacks, main, sequela, deltas, errors, baselines, records, tables, figures)
+    sequela_report(settings, attacks, main, sequela, deltas, errors, baselines, records, tables, figures,
+                   lead_membership_instances(params))
     write_text(out / "README.md", index(params, out, scope, attacks, cells, trials, records))
     print(f"report: {len(records)} cells -> {out}/summary.json, {tables}/, {figures}/")
 

@@ -39,7 +39,9 @@ def test_every_regime_victim_runs_to_the_report(repo):
     shadow = json.loads((repo / "reports/records/regimes/membership/shadow.json").read_text())
     assert len(shadow["models"]) == TINY["sequela"]["shadow"]["models"]
     table = (repo / "reports/regimes/tables/membership.md").read_text()
-    assert "rmia.auc" in table and "±" in table and "gap" in table
+    assert "rmia.auc" in table and "±" in table and "gap" in table and "mia_shadow" not in table  # RMIA first
+    other = (repo / "reports/regimes/tables/membership_other.md").read_text()
+    assert "mia_shadow.auc" in other and "mia.loss.auc" in other and "rmia" not in other
     assert tinyrepo.dvc("status", BLOCK, cwd=repo).stdout.strip().endswith("up to date.")
     assert tinyrepo.undeclared_imports(repo) == {}  # each regime stage declares every library file it ran
 

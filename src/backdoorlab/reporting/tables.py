@@ -159,8 +159,8 @@ def membership_table(records: dict[str, Record], results: dict[str, dict[str, di
                      errors: dict[str, dict[str, dict[str, tuple[float, float]]]], attacks: Iterable[str],
                      defenses: Iterable[str], headline: Callable[[str], bool]) -> pd.DataFrame:
     """One row per (attack, main defense): CA / ASR, the generalisation gap (accuracy on the
-    evaluation members minus non-members) and every headline membership number with its standard
-    error, then its change against ``none`` with the paired standard error."""
+    evaluation members minus non-members) and every membership number ``headline`` selects, with
+    its standard error, then its change against ``none`` with the paired standard error."""
     rows = []
     for attack in attacks:
         for defense in defenses:
