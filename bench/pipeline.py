@@ -5,7 +5,10 @@
     python bench/pipeline.py --share-cache   # and keep the cold run's results in this repo's run-cache
 
 The cold run copies the repository's source (not its caches or outputs) to a temporary folder and
-runs `dvc repro` there, timing every stage as DVC starts it. The throughput part trains the default
+runs `dvc repro` there, timing every stage as DVC starts it. Each stage's Python process logs its
+own wall time (a `sitecustomize` on the stages' PYTHONPATH, so no library code changes), which
+splits a stage's time into its process (start-up and compute) and DVC's bookkeeping around it
+(hashing, the run-cache, rewriting the stage's dvc.lock). The throughput part trains the default
 model on the default batch with our `fit` loop (augmentation, schedule, bookkeeping) and with a
 bare PyTorch loop (index, forward, backward, step), and prints images per second for both.
 """
@@ -13,6 +16,7 @@ bare PyTorch loop (index, forward, backward, step), and prints images per second
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -40,10 +44,14 @@ def cold_repro(share_cache: bool) -> None:
     """``share_cache``: the copy uses this repository's DVC cache, so that a `dvc repro` here
     afterwards restores every stage from the run-cache instead of running it again (the copy
     still runs every stage: `--no-run-cache` ignores earlier runs but records this one)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}
     dvc = str(Path(sys.executable).parent / "dvc")
     with tempfile.TemporaryDirectory(prefix="bench-repro-") as tmp:
+        hooks, log = Path(tmp) / "hooks", Path(tmp) / "stage-processes.jsonl"
+        hooks.mkdir()
+        (hooks / "sitecustomize.py").write_text(PROCESS_TIMER)
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(hooks), "BENCH_STAGE_LOG": str(log)}
+        tmp = str(Path(tmp) / "repo")
         copy_sources(ROOT, Path(tmp))
         subprocess.run(["git", "init", "-q"], cwd=tmp, check=True)
         if share_cache:
@@ -62,17 +70,37 @@ def cold_repro(share_cache: bool) -> None:
         if process.wait() != 0:
             sys.exit("dvc repro failed:\n" + "".join(tail))
         total = time.perf_counter() - started
+        processes = [json.loads(line) for line in log.read_text().splitlines()]
 
     ends = [t for _, t in stages[1:]] + [started + total]
-    durations: dict[str, float] = {}
-    print(f"{'stage':34s} {'seconds':>8s}")
-    for (name, start), end in zip(stages, ends):
-        print(f"{name:34s} {end - start:8.1f}")
-        family = name.split("@")[0]
-        durations[family] = durations.get(family, 0.0) + end - start
-    print("\nby stage family: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()))
-    print(f"cold dvc repro: {total:.0f} s for {len(stages)} stages (budget {BUDGET_S} s: "
-          f"{'within' if total <= BUDGET_S else 'OVER'})")
+    families: dict[str, list[float]] = {}
+    print(f"{'stage':60s} {'wall':>6s} {'process':>8s} {'dvc':>6s}")
+    for (name, start), end, process_s in zip(stages, ends, [p["seconds"] for p in processes]):
+        wall = end - start
+        print(f"{name:60s} {wall:6.1f} {process_s:8.1f} {wall - process_s:6.1f}")
+        sums = families.setdefault(name.rsplit(":", 1)[-1].split("@")[0], [0, 0.0, 0.0])
+        sums[0] += 1
+        sums[1] += process_s
+        sums[2] += wall - process_s
+    print(f"\n{'family':20s} {'stages':>6s} {'process s':>10s} {'dvc s':>8s} {'dvc s/stage':>12s}")
+    for family, (count, process_s, dvc_s) in families.items():
+        print(f"{family:20s} {count:6d} {process_s:10.0f} {dvc_s:8.0f} {dvc_s / count:12.1f}")
+    print(f"\ncold dvc repro: {total:.0f} s for {len(stages)} stages (budget {BUDGET_S} s: "
+          f"{'within' if total <= BUDGET_S else 'OVER'}); stage processes "
+          f"{sum(p['seconds'] for p in processes):.0f} s, DVC around them "
+          f"{total - sum(p['seconds'] for p in processes):.0f} s")
+
+
+# Every stage's Python process appends its argv and wall time to $BENCH_STAGE_LOG when it exits.
+PROCESS_TIMER = """
+import atexit, json, os, sys, time
+_started = time.perf_counter()
+if os.environ.get("BENCH_STAGE_LOG") and sys.argv and "stages/" in sys.argv[0]:
+    def _log() -> None:
+        with open(os.environ["BENCH_STAGE_LOG"], "a") as out:
+            out.write(json.dumps({"argv": sys.argv, "seconds": time.perf_counter() - _started}) + "\\n")
+    atexit.register(_log)
+"""
 
 
 def throughput(steps: int = 60) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from backdoorlab.config import load_params
 from backdoorlab.errors import ConfigError
-from backdoorlab.graph.blocks import generate
+from backdoorlab.graph.blocks import HEADER, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,29 @@ def main() -> None:
     except ConfigError as error:
         sys.exit(f"error: {error}")
     stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
+    orphans = [path for path in generated_files(ROOT) if path not in files]  # e.g. a seed taken off grid.seeds
     if args.check:
         for path in stale:
             print(f"out of date: {path.relative_to(ROOT)} (run `make dag`)", file=sys.stderr)
-        sys.exit(1 if stale else 0)
+        for path in orphans:
+            print(f"no longer generated: {path.relative_to(ROOT)} (run `make dag`)", file=sys.stderr)
+        sys.exit(1 if stale or orphans else 0)
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(files[path])
-    print(f"wrote {len(stale)} file(s); {len(files) - len(stale)} already up to date")
+    for path in orphans:  # its stages would still run: DVC reads every dvc.yaml in the repository
+        path.unlink()
+        path.with_name("dvc.lock").unlink(missing_ok=True)
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
+    print(f"wrote {len(stale)} file(s), removed {len(orphans)}; {len(files) - len(stale)} already up to date")
+
+
+def generated_files(root: Path) -> list[Path]:
+    """The pipeline files this script wrote earlier: their first line is its header."""
+    marker = HEADER.splitlines()[0]
+    return [path for path in [root / "dvc.yaml", *sorted((root / "full").glob("**/dvc.yaml"))]
+            if path.is_file() and path.read_text().startswith(marker)]
 
 
 if __name__ == "__main__":

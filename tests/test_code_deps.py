@@ -13,7 +13,9 @@ from pathlib import Path
 
 import tinyrepo
 from dvc.repo import Repo
-from tinyrepo import undeclared_imports
+from tinyrepo import TINY, undeclared_imports
+
+from backdoorlab.graph import blocks
 
 
 def test_no_stage_imports_a_library_file_it_does_not_declare(tiny_repo_base):
@@ -21,8 +23,9 @@ def test_no_stage_imports_a_library_file_it_does_not_declare(tiny_repo_base):
 
 
 def stale(repo: Path) -> set[str]:
-    """The stages `dvc status` reports changed, in the root pipeline file."""
-    result = tinyrepo.dvc("status", "--json", "dvc.yaml", cwd=repo)
+    """The stages `dvc status` reports changed in the default run (dvc.yaml and, upstream of its
+    report, its other seeds' files), by DVC address."""
+    result = tinyrepo.dvc("status", "--json", "--with-deps", "dvc.yaml", cwd=repo)
     return set(json.loads(result.stdout or "{}"))
 
 
@@ -30,7 +33,7 @@ def test_a_one_defense_edit_makes_only_that_defenses_cells_stale(tiny_repo):
     path = tiny_repo / "src" / "backdoorlab" / "defenses" / "sft.py"
     path.write_text(path.read_text() + "\n# an edit\n")
     changed = stale(tiny_repo)
-    cells = {name for name in changed if name.startswith("defend@")}
+    cells = {name for name in changed if name.rsplit(":", 1)[-1].startswith("defend@")}
     assert cells and all("-sft-" in name for name in cells), changed
     assert changed == cells, changed  # no other stage (prepare, train, other defenses, report) runs sft.py
 
@@ -39,5 +42,7 @@ def test_a_config_edit_makes_every_stage_stale(tiny_repo):
     path = tiny_repo / "src" / "backdoorlab" / "config.py"
     path.write_text(path.read_text() + "\n# an edit\n")
     with Repo(str(tiny_repo)) as dvc:
-        every = {stage.name for stage in dvc.index.stages if stage.path_in_repo == "dvc.yaml"}
+        files = {blocks.pipeline_file("default", seed) for seed in [None, *TINY["grid"]["seeds"][1:]]}
+        every = {stage.name if stage.path_in_repo == "dvc.yaml" else f"{stage.path_in_repo}:{stage.name}"
+                 for stage in dvc.index.stages if stage.path_in_repo in files}
     assert stale(tiny_repo) == every

@@ -10,7 +10,9 @@ from pathlib import Path
 import yaml
 
 from backdoorlab.config import load_params
+from backdoorlab.graph import blocks
 from backdoorlab.graph.stages import MODEL_TEMPLATE
+from backdoorlab.snapshot import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = load_params(ROOT / "params.yaml")
@@ -42,7 +44,9 @@ def test_every_cell_runs_once_at_its_seeds():
     regimes = {f"{v}-{d}-s{grid.seeds[0]}" for v in grid.regime_victims() for d in grid.regime_defenses}
     assert sorted(defend) == sorted(standalone | victims | regimes)
     assert sum(len(cells_of(path, "defend")) for path in FILES) == len(defend)  # no cell in two blocks
-    assert {f"badnets-{d}-s{s}" for d in grid.defenses for s in grid.seeds} <= set(cells_of(ROOT / "dvc.yaml", "defend"))
+    default_run = [ROOT / blocks.pipeline_file("default", s) for s in [None, *grid.seeds[1:]]]
+    assert {f"badnets-{d}-s{s}" for d in grid.defenses for s in grid.seeds} <= {
+        key for path in default_run for key in cells_of(path, "defend")}
 
 
 def test_the_lead_columns_run_at_every_seed_and_the_rest_at_the_first():
@@ -107,3 +111,32 @@ def test_every_committed_report_is_restorable_from_the_run_cache():
             for out in stage.get("do", stage).get("outs", []):
                 options = next(iter(out.values())) if isinstance(out, dict) else {}
                 assert options.get("cache", True), f"{path.name}:{name}: uncached plain out {out}"
+
+
+def test_each_replicate_seed_has_its_own_pipeline_file():
+    """DVC rewrites a stage's whole dvc.lock after running it, so a block's cells at a replicate
+    seed live in a file of their own: no file mixes seeds, and the first seed stays in the block's."""
+    first = PARAMS.grid.seeds[0]
+    for path in FILES:
+        seeds = {item["seed"] for stage in stages(path).values() for item in stage.get("foreach", {}).values()
+                 if "seed" in item}
+        folder = path.parent.name
+        if folder.startswith("s") and folder[1:].isdigit():
+            assert seeds == {int(folder[1:])}, path
+        else:
+            assert seeds <= {first}, path
+
+
+def test_a_pipeline_file_no_longer_generated_is_removed(tmp_path):
+    """A seed taken off grid.seeds must not leave its file behind: DVC reads every dvc.yaml."""
+    copy_sources(ROOT, tmp_path)
+    orphan = tmp_path / blocks.pipeline_file("default", 9)
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text(blocks.HEADER.format(what="seed 9") + "stages: {}\n")
+    (orphan.parent / "dvc.lock").write_text("schema: '2.0'\n")
+    dag = [sys.executable, str(tmp_path / "scripts" / "dag.py")]
+    check = subprocess.run([*dag, "--check"], capture_output=True, text=True)
+    assert check.returncode == 1 and "no longer generated: full/default/s9/dvc.yaml" in check.stderr, check.stderr
+    subprocess.run(dag, check=True, capture_output=True)
+    assert not orphan.parent.exists()
+    assert subprocess.run([*dag, "--check"], capture_output=True, text=True).returncode == 0

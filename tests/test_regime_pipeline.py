@@ -51,7 +51,7 @@ def test_a_regime_param_reruns_only_the_regime(repo):
     params["regimes"]["membership"]["train"]["epochs"] += 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     try:
-        assert "up to date" in tinyrepo.dvc("status", "dvc.yaml", cwd=repo).stdout  # the default run
+        assert "up to date" in tinyrepo.dvc("status", "--with-deps", "dvc.yaml", cwd=repo).stdout  # the default run
         changed = json.loads(tinyrepo.dvc("status", BLOCK, "--json", cwd=repo).stdout or "{}")
         assert any("train@membership-badnets" in name for name in changed), changed
     finally:
