@@ -4,8 +4,9 @@
   stages still run;
 - a toy DVC repository of shell stages on a local Ray instance: the same through Ray and DVC, a
   non-zero exit code, the failing stage's own stderr in the report, threads per CPU;
-- the tiny profile through the launcher (2 workers of 1 CPU, a separate shared cache): afterwards
-  `dvc repro` in the workspace runs no stage command and `reports/summary.json` equals a plain
+- the tiny profile through the launcher (2 workers of 1 CPU, a separate shared cache) as on a fresh
+  clone, whose committed locks name outputs absent from the cache: each stage runs exactly once,
+  the collect step and a later `dvc repro` run none, and `reports/summary.json` equals a plain
   sequential run's.
 """
 
@@ -35,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run(args: list[str], cwd: Path, check: bool = True, threads: int | None = None) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], cwd: Path, check: bool = True, threads: int | None = None,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "RAY_ADDRESS": "", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+           "RAY_ADDRESS": "", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+           **(extra_env or {})}
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
@@ -145,7 +148,7 @@ def test_launcher_reports_a_failed_stage_skips_its_dependents_and_keeps_the_rest
     assert result.returncode == 1, output
     assert re.search(r"\] b FAILED after", output) and "boom-from-b" in output  # the stage's own stderr
     assert re.search(r"\] c skipped: needs b", output)
-    assert re.search(r"\] d \d+\.\d s", output) and "collected into" in output and "re-ran" not in output
+    assert re.search(r"\] d \d+\.\d s", output) and "no stage command run" in output and "still changed" not in output
     assert (toy_repo / "d.txt").read_text() == "a\n"  # collected into the workspace
     assert (toy_repo / "threads.txt").read_text().strip() == "2"  # launch.resources.d.num_cpus
     assert not (toy_repo / "c.txt").exists()
@@ -160,7 +163,7 @@ def test_launcher_carries_results_through_a_dvc_remote(toy_repo: Path, tmp_path_
     commit_all(toy_repo)
     result = launch(toy_repo, "--remote", "store")
     output = result.stdout + result.stderr
-    assert result.returncode == 0 and "collected into" in output and "re-ran" not in output, output
+    assert result.returncode == 0 and "no stage command run" in output and "still changed" not in output, output
     assert (toy_repo / "d.txt").read_text() == "a\n" and any((remote / "runs").iterdir())
 
 
@@ -226,16 +229,42 @@ def summary(repo: Path) -> dict:
     return json.loads((repo / "reports" / "summary.json").read_text())
 
 
-def test_tiny_grid_through_the_launcher_equals_a_sequential_run(tmp_path: Path, tiny_repo_base: Path):
+# Every stage process appends its command line to $STAGE_RUNS: how often each stage really ran.
+COUNT_RUNS = """
+import os, sys
+if os.environ.get("STAGE_RUNS") and sys.argv and "stages/" in sys.argv[0]:
+    with open(os.environ["STAGE_RUNS"], "a") as out:
+        out.write(" ".join(sys.argv) + "\\n")
+"""
+
+
+def test_tiny_grid_through_the_launcher_on_a_fresh_clone_runs_each_stage_once(tmp_path: Path, tiny_repo_base: Path):
+    """As on a fresh clone: the committed locks name outputs made elsewhere, absent from the cache.
+    Each stage runs exactly once across the workers, the collect step runs none, and the results
+    equal a plain sequential run's."""
     launched = tiny_copy(tmp_path / "launched")
-    result = launch(launched, "--cache-dir", str(tmp_path / "shared-cache"))
+    for lock in tiny_repo_base.glob("**/dvc.lock"):
+        if (launched / lock.relative_to(tiny_repo_base)).with_name("dvc.yaml").is_file():
+            shutil.copy(lock, launched / lock.relative_to(tiny_repo_base))
+    commit_all(launched)
+    planned = launch(launched, "--dry-run").stdout.splitlines()
+    hooks, runs = tmp_path / "hooks", tmp_path / "stage-runs.txt"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(COUNT_RUNS)
+    result = run([sys.executable, "-m", "backdoorlab.launch", "--repo", str(launched), "--workers", "2",
+                  "--num-cpus", "2", "--cache-dir", str(tmp_path / "shared-cache")], launched, check=False,
+                 extra_env={"STAGE_RUNS": str(runs), "PYTHONPATH": f"{hooks}{os.pathsep}{ROOT / 'src'}"})
     output = result.stdout + result.stderr
     (tmp_path / "launch.log").write_text(output)
     assert result.returncode == 0, output
-    assert "re-ran" not in output, output  # the collect step restored everything
-    assert re.search(r"\[(\d+)/\1\] report \d+\.\d s \(0 left\)", output), output  # the report last
+    commands = runs.read_text().splitlines()
+    assert len(commands) == len(set(commands)) == len(planned), output  # every planned stage ran, once
+    assert re.search(r"collected \d+ stage\(s\) into .* no stage command run$", output, re.M), output
+    assert "still changed" not in output, output
+    assert re.search(r"\[(\d+)/\1\] report \d+\.\d s \(setup \d+\.\d s\) \(0 left\)", output), output
     again = run([str(BIN / "dvc"), "repro"], launched)
     assert stages_run(again.stdout + again.stderr) == set(), again.stdout
+    assert len(runs.read_text().splitlines()) == len(planned)  # nor did anything after the launcher
     # The session's tiny repository is a plain sequential `dvc repro` of the same sources, with
     # one thread per stage as each launcher task had (tests/tinyrepo.py).
     sequential = summary(tiny_repo_base)["badnets"]

@@ -5,20 +5,21 @@
     RAY_ADDRESS=ray://head:10001 python -m backdoorlab.launch    # an existing cluster
 
 DVC has no remote executor and holds one lock per workspace, so the launcher gives each stale
-stage its own Ray task, sized by `launch.resources` in params.yaml, that reproduces the stage in a
-clean checkout of HEAD sharing the workspace's DVC cache (see task.py). Stages start once
-their upstream stages have finished; a final `dvc repro` in the workspace then restores every
-result from the run-cache without running a stage command. Ray is an optional extra
-(`pip install -e '.[cluster]'`), imported only here.
+stage its own Ray task, sized by `launch.resources` in params.yaml, that runs that one stage in a
+clean checkout of HEAD sharing the workspace's DVC cache (see task.py). Stages start once their
+upstream stages have finished, and each task receives the lock entries of the stages it reads,
+so every stage runs exactly once. The collect step then writes every task's lock entry into the
+workspace's locks and checks the outputs out of the cache: it runs no stage command. Ray is an
+optional extra (`pip install -e '.[cluster]'`), imported only here.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from backdoorlab.config import PARAMS_FILE, load_params
-from backdoorlab.launch.plan import (Plan, StageNode, default_remote, head_commit, read_plan, uncommitted_sources,
+from backdoorlab.launch.plan import (LockEntry, Plan, StageNode, default_remote, head_commit, read_plan, uncommitted_sources,
                             workspace_cache_dir)
 from backdoorlab.errors import ConfigError
 from backdoorlab.launch.settings import DEFAULT_FAMILY, LaunchSettings, parse_launch
-from backdoorlab.launch.task import TaskResult, TaskSpec, run_task, task_environment
+from backdoorlab.launch.task import TaskResult, TaskSpec, copy_uncached_outputs, run_task, task_environment
 from backdoorlab.launch.scheduler import run_schedule
 
 
@@ -129,14 +130,16 @@ def check_feasible(ray: Any, settings: LaunchSettings, plan: Plan, local: bool) 
 class RayExecutor:
     """Submits `run_task` as a Ray task per stage with its family's CPUs and GPUs."""
 
-    def __init__(self, ray: Any, settings: LaunchSettings, template: TaskSpec) -> None:
+    def __init__(self, ray: Any, settings: LaunchSettings, template: TaskSpec, locks: dict[str, LockEntry]) -> None:
         self.ray, self.settings, self.template = ray, settings, template
         self.remote = ray.remote(run_task)
         self.running: dict[Any, str] = {}
+        self.locks = dict(locks)  # the committed entries, replaced by each finished task's own
 
     def submit(self, stage: StageNode) -> None:
         need = self.settings.for_family(stage.family)
-        spec = dataclasses.replace(self.template, stage=stage.name, threads=need.num_cpus)
+        inputs = tuple(self.locks[name] for name in sorted(stage.inputs) if name in self.locks)
+        spec = dataclasses.replace(self.template, stage=stage.name, threads=need.num_cpus, inputs=inputs)
         ref = self.remote.options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, name=stage.name).remote(spec)
         self.running[ref] = stage.name
 
@@ -144,7 +147,10 @@ class RayExecutor:
         (ref,), _ = self.ray.wait(list(self.running), num_returns=1)
         stage = self.running.pop(ref)
         try:
-            return self.ray.get(ref)
+            result: TaskResult = self.ray.get(ref)
+            if result.lock is not None:
+                self.locks[result.stage] = result.lock
+            return result
         except Exception as error:  # the task itself died (node lost, out of memory): report, go on
             lines = str(error).strip().splitlines() or [type(error).__name__]
             return TaskResult(stage, False, 0.0, True, f"Ray task error: {lines[-1]}", "?")
@@ -168,22 +174,37 @@ def merge_cache(shared: Path, own: Path) -> None:
                 shutil.copy2(source, target)
 
 
-def collect(root: Path, targets: list[str], remote: str | None, shared: str | None) -> list[str]:
-    """`dvc repro` in the workspace: restores the workers' results; returns stages that had to run."""
+def collect(root: Path, results: list[LockEntry], remote: str | None, shared: str | None) -> list[str]:
+    """Bring the tasks' results into the workspace: their lock entries into its locks (one rewrite
+    per lock file), their outputs out of the cache. Runs no stage; returns the stages that
+    `dvc status` still reports changed afterwards (none, unless an output went missing)."""
+    from dvc.utils.serialize import modify_yaml  # DVC's own writer: the lock keeps DVC's format
+
     env = task_environment(threads=os.cpu_count() or 1, checkout=root)
     dvc = [sys.executable, "-m", "dvc"]
     own = Path(workspace_cache_dir(root))
     if shared and Path(shared).resolve() != own:
         merge_cache(Path(shared).resolve(), own)
-    if remote:  # run-cache entries only: `repro --pull` then pulls the outputs of those it restores
+    by_file: dict[str, list[LockEntry]] = {}
+    for item in results:
+        by_file.setdefault(item.file, []).append(item)
+    for file, items in by_file.items():
+        with modify_yaml(str((root / file).with_name("dvc.lock"))) as lock:
+            lock.setdefault("schema", "2.0")
+            stages = lock.setdefault("stages", {})
+            for item in items:
+                stages[item.name] = item.entry
+    targets = [item.address for item in results]
+    if remote:
         subprocess.run([*dvc, "fetch", "--run-cache", "-r", remote], cwd=root, env=env, capture_output=True)
-    pull = ["--pull"] if remote else []
-    result = subprocess.run([*dvc, "repro", *pull, *targets], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        tail = " | ".join(result.stdout.strip().splitlines()[-3:])
-        raise LaunchError(f"the final `dvc repro` in {root} failed: {tail}")
-    return re.findall(r"Running stage '([^']+)'", result.stdout)
+    restored = subprocess.run([*dvc, "pull" if remote else "checkout", "--force", *targets], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if restored.returncode != 0:
+        tail = " | ".join(restored.stdout.strip().splitlines()[-3:])
+        raise LaunchError(f"restoring the results in {root} failed: {tail}")
+    copy_uncached_outputs(root, results, own)
+    status = subprocess.run([*dvc, "status", "--json", *targets], cwd=root, env=env, capture_output=True, text=True)
+    return sorted(json.loads(status.stdout or "{}")) if status.returncode == 0 else targets
 
 
 def launch(args: argparse.Namespace) -> int:
@@ -217,16 +238,19 @@ def launch(args: argparse.Namespace) -> int:
                             remote=args.remote, scratch=args.scratch, keep=args.keep_checkouts)
         print(f"launching {len(plan.stages)} stage(s) of {commit[:8]} on Ray "
               f"({ray.cluster_resources().get('CPU', 0):g} CPUs)", flush=True)
-        outcome = run_schedule(plan.stages, RayExecutor(ray, settings, template), args.workers,
-                               report=lambda line: print(line, flush=True))
+        executor = RayExecutor(ray, settings, template, plan.locks)
+        outcome = run_schedule(plan.stages, executor, args.workers, report=lambda line: print(line, flush=True))
     finally:
         ray.shutdown()
     print(f"ran {len(plan.stages)} stage(s) in {time.perf_counter() - started:.1f} s: {len(outcome.succeeded)} ok, "
           f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped", flush=True)
     if outcome.succeeded and not args.no_collect:
-        rerun = collect(root, outcome.succeeded, args.remote, args.cache_dir)
-        note = f"; re-ran {len(rerun)} not restorable from the run-cache: {', '.join(rerun)}" if rerun else ""
-        print(f"collected into {root} from the run-cache{note}", flush=True)
+        collect_started = time.perf_counter()
+        produced = [executor.locks[name] for name in outcome.succeeded]
+        changed = collect(root, produced, args.remote, args.cache_dir)
+        note = f"; still changed in `dvc status`: {', '.join(changed)}" if changed else ""
+        print(f"collected {len(produced)} stage(s) into {root} in {time.perf_counter() - collect_started:.1f} s, "
+              f"no stage command run{note}", flush=True)
     if outcome.failed:
         print(f"failed: {', '.join(outcome.failed)}", file=sys.stderr)
         return 1

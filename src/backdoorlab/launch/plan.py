@@ -17,11 +17,27 @@ from backdoorlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class LockEntry:
+    """A stage's `dvc.lock` entry and where it belongs: what a task needs of each stage whose
+    outputs it reads, and what it hands back for the stage it ran. Plain data, for Ray."""
+
+    file: str  # the stage's pipeline file, relative to the repository (its lock is beside it)
+    name: str  # the stage's name in that file, e.g. defend@badnets-sft-s1
+    entry: dict[str, Any]
+
+    @property
+    def address(self) -> str:
+        return address(self.file, self.name)
+
+
+@dataclass(frozen=True)
 class StageNode:
-    """One stage to run: its DVC address (a `dvc repro` target) and the stale stages it needs."""
+    """One stage to run: its DVC address (a `dvc repro` target), the stale stages it needs, and
+    every stage whose outputs it reads (stale or not)."""
 
     name: str
     upstream: frozenset[str]
+    inputs: frozenset[str] = frozenset()
 
     @property
     def family(self) -> str:
@@ -36,6 +52,27 @@ class Plan:
     stages: list[StageNode]
     families: frozenset[str]  # of every pipeline stage, stale or not (to check launch.resources)
     outputs: frozenset[str]  # repo-relative output paths, to tell results from source edits
+    locks: dict[str, LockEntry]  # the committed lock entry of every stage that has one, by address
+
+
+def address(file: str, name: str) -> str:
+    """A stage's `dvc repro` target relative to the repository (DVC's own `addressing` is relative
+    to the current directory)."""
+    return name if file == "dvc.yaml" else f"{file}:{name}"
+
+
+def read_locks(root: Path, files: set[str]) -> dict[str, LockEntry]:
+    """Every entry of the lock files beside ``files`` (pipeline files relative to ``root``)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the big locks parse in a blink
+    locks = {}
+    for file in files:
+        lock = (root / file).with_name("dvc.lock")
+        if lock.is_file():
+            for name, entry in (yaml.load(lock.read_text(), Loader=loader) or {}).get("stages", {}).items():
+                locks[address(file, name)] = LockEntry(file, name, entry)
+    return locks
 
 
 def read_plan(root: Path, pipeline_file: str | None = None) -> Plan:
@@ -76,11 +113,14 @@ def _plan(repo: Any, root: Path, pipeline_file: str | None) -> Plan:
         height: dict[Any, int] = {}
         for stage in nx.topological_sort(graph):  # dependents come before what they depend on
             height[stage] = 1 + max((height[d] for d in graph.predecessors(stage)), default=0)
-        order = sorted(stale, key=lambda s: (-height[s], -len(nx.ancestors(graph, s)), s.addressing))
-        nodes = [StageNode(s.addressing, frozenset(u.addressing for u in graph.successors(s) if u in stale))
+        named = {s: address(s.path_in_repo, s.name) for s in graph}
+        order = sorted(stale, key=lambda s: (-height[s], -len(nx.ancestors(graph, s)), named[s]))
+        nodes = [StageNode(named[s], frozenset(named[u] for u in graph.successors(s) if u in stale),
+                           frozenset(named[u] for u in graph.successors(s) if getattr(u, "cmd", None)))
                  for s in order]
-        families = frozenset(StageNode(s.addressing, frozenset()).family for s in every)
-    return Plan(nodes, families, outputs)
+        families = frozenset(StageNode(named[s], frozenset()).family for s in every)
+        locks = read_locks(root, {s.path_in_repo for s in every})
+    return Plan(nodes, families, outputs, locks)
 
 
 def head_commit(root: Path) -> str:

@@ -42,7 +42,8 @@ def progress_line(outcome: Outcome, total: int, text: str) -> str:
 def describe(result: TaskResult) -> str:
     """The stage's part of a progress line; a failure's output tail follows on its own lines."""
     if result.ok:
-        return f"{result.stage} {result.seconds:.1f} s" + ("" if result.executed else " (restored from run-cache)")
+        return (f"{result.stage} {result.seconds:.1f} s (setup {result.setup:.1f} s)"
+                + ("" if result.executed else ", restored from the run-cache"))
     return f"{result.stage} FAILED after {result.seconds:.1f} s on {result.host}"
 
 

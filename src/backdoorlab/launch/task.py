@@ -1,15 +1,22 @@
-"""One launcher task: `dvc repro <stage>` in a private, clean checkout of the launched commit.
+"""One launcher task: one stage, run once, in a private clean checkout of the launched commit.
 
 Why a checkout per task: DVC holds one lock per workspace, so stages cannot run side by side in
-the user's workspace, and a remote node has no workspace at all. Each task clones the commit,
-points DVC at the shared cache (a shared directory, or a DVC remote), and reproduces its stage.
-Upstream stages that other tasks finished are restored from DVC's run-cache ("is cached -
-skipping run"), so only the target's command runs. Free of Ray: the launcher wraps `run_task` as a
-Ray task, and the tests can call it directly.
+the user's workspace, and a remote node has no workspace at all. Each task clones the commit and
+points DVC at the shared cache (a shared directory, or a DVC remote).
+
+Why not `dvc repro <stage>` there: it would walk every upstream stage, and where the committed
+`dvc.lock` names outputs the cache lacks (a fresh clone, whose lock was written on another
+machine), DVC runs the stage's command again instead of consulting the run-cache. So the task
+replaces the checkout's locks with exactly the entries of the stages whose outputs it reads (the
+coordinator hands over those the other tasks produced), checks those outputs out, and runs
+`dvc repro --single-item <stage>`: with no lock entry of its own, the stage is restored from the
+run-cache if some task ran it before, else run. Its new lock entry goes back to the coordinator.
+Free of Ray: the launcher wraps `run_task` as a Ray task, and the tests can call it directly.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +27,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backdoorlab.launch.plan import LockEntry
 
 TAIL_LINES = 15
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -30,7 +42,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 class TaskSpec:
     """Everything a worker needs; plain data, so Ray can ship it to any node."""
 
-    stage: str  # a `dvc repro` target, e.g. defend@badnets-sft
+    stage: str  # a `dvc repro` target, e.g. defend@badnets-sft-s0 or full/default/s1/dvc.yaml:defend@...
     source: str  # what `git clone` reads: the workspace path (shared filesystem) or a git URL
     commit: str
     threads: int  # torch/OpenMP threads: the CPUs Ray gave the task
@@ -38,6 +50,7 @@ class TaskSpec:
     remote: str | None = None  # DVC remote that carries the run-cache instead of a shared directory
     scratch: str | None = None  # where checkouts go (default: the node's temp directory)
     keep: bool = False  # leave the checkout behind, for debugging
+    inputs: tuple[LockEntry, ...] = ()  # the lock entries of the stages whose outputs it reads
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ class TaskResult:
     executed: bool  # the stage's own command ran (False: restored from the run-cache or up to date)
     tail: str  # the last lines of the task's output (why it failed)
     host: str
+    lock: LockEntry | None = None  # the stage's new lock entry, for the tasks after it and the collect step
+    setup: float = 0.0  # seconds before `dvc repro` started: clone, locks, checking the inputs out
 
 
 class StepFailed(RuntimeError):
@@ -91,13 +106,72 @@ def prepare_checkout(spec: TaskSpec, where: Path, env: dict[str, str]) -> None:
         _step([*dvc, "fetch", "--run-cache"], where, env, check=False)  # objects of unbuilt stages: absent
 
 
-def reproduce(spec: TaskSpec, where: Path, env: dict[str, str]) -> str:
-    """`dvc repro <stage>` (with its upstream, restored from the run-cache); push results to a remote."""
+def write_locks(where: Path, entries: tuple[LockEntry, ...]) -> None:
+    """Replace every lock file of the checkout by one holding only ``entries``."""
+    for lock in where.glob("**/dvc.lock"):
+        lock.unlink()
+    by_file: dict[str, dict[str, Any]] = {}
+    for item in entries:
+        by_file.setdefault(item.file, {})[item.name] = item.entry
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    for file, stages in by_file.items():
+        (where / file).with_name("dvc.lock").write_text(
+            yaml.dump({"schema": "2.0", "stages": stages}, Dumper=dumper, sort_keys=False))
+
+
+def cache_root(where: Path, cache_dir: str | None) -> Path:
+    return Path(cache_dir) if cache_dir else where / ".dvc" / "cache"
+
+
+def copy_uncached_outputs(where: Path, entries: list[LockEntry], cache: Path) -> None:
+    """Put in place the outputs `dvc checkout` leaves alone: the `cache: false` metrics and plots
+    (committed reports, figures). DVC's run-cache keeps them in the cache all the same, under the
+    md5 the lock names (a folder's `.dir` object lists its files); copies, since git tracks them."""
+    objects = cache / "files" / "md5"
+    for item in entries:
+        for out in item.entry.get("outs", []):
+            target = where / out["path"]
+            if target.exists():
+                continue
+            digest = out["md5"]
+            if digest.endswith(".dir"):
+                listing = json.loads((objects / digest[:2] / digest[2:]).read_text())
+                for member in listing:
+                    _copy_object(objects, member["md5"], target / member["relpath"])
+            else:
+                _copy_object(objects, digest, target)
+
+
+def _copy_object(objects: Path, digest: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(objects / digest[:2] / digest[2:], target)
+
+
+def restore_inputs(spec: TaskSpec, where: Path, env: dict[str, str]) -> None:
+    """The outputs of the stages this one reads, from the cache (or the remote), no command run."""
+    if not spec.inputs:
+        return
     dvc = [sys.executable, "-m", "dvc"]
-    output = _step([*dvc, "repro", *(["--pull"] if spec.remote else []), spec.stage], where, env)
+    _step([*dvc, "pull" if spec.remote else "checkout", *(item.address for item in spec.inputs)], where, env)
+    copy_uncached_outputs(where, list(spec.inputs), cache_root(where, spec.cache_dir))
+
+
+def reproduce(spec: TaskSpec, where: Path, env: dict[str, str]) -> str:
+    """`dvc repro --single-item <stage>`: its run-cache entry restored if there is one, else run;
+    results pushed to a remote."""
+    dvc = [sys.executable, "-m", "dvc"]
+    output = _step([*dvc, "repro", "--single-item", *(["--pull"] if spec.remote else []), spec.stage], where, env)
     if spec.remote:
-        output += _step([*dvc, "push", "--run-cache"], where, env)
+        output += _step([*dvc, "push", "--run-cache", spec.stage], where, env)
     return output
+
+
+def own_lock(spec: TaskSpec, where: Path) -> LockEntry:
+    """The entry DVC wrote for the stage in the checkout's lock."""
+    file, _, name = spec.stage.rpartition(":")
+    file = file or "dvc.yaml"
+    lock = yaml.load((where / file).with_name("dvc.lock").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return LockEntry(file, name, lock["stages"][name])
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
@@ -110,10 +184,14 @@ def run_task(spec: TaskSpec) -> TaskResult:
     env = task_environment(spec.threads, where)
     try:
         prepare_checkout(spec, where, env)
+        write_locks(where, spec.inputs)
+        restore_inputs(spec, where, env)
+        setup = time.perf_counter() - started
         output = reproduce(spec, where, env)
-        executed = re.search(rf"Running stage '{re.escape(spec.stage)}'", output) is not None
+        executed = re.search(r"Running stage '", output) is not None
         return TaskResult(spec.stage, True, time.perf_counter() - started, executed,
-                          "\n".join(output.strip().splitlines()[-TAIL_LINES:]), socket.gethostname())
+                          "\n".join(output.strip().splitlines()[-TAIL_LINES:]), socket.gethostname(),
+                          own_lock(spec, where), setup)
     except (StepFailed, OSError) as error:
         return TaskResult(spec.stage, False, time.perf_counter() - started, True, str(error), socket.gethostname())
     finally:
