@@ -246,6 +246,11 @@ def test_tiny_grid_through_the_launcher_on_a_fresh_clone_runs_each_stage_once(tm
     for lock in tiny_repo_base.glob("**/dvc.lock"):
         if (launched / lock.relative_to(tiny_repo_base)).with_name("dvc.yaml").is_file():
             shutil.copy(lock, launched / lock.relative_to(tiny_repo_base))
+    # a committed `cache: false` output made elsewhere: the launcher must replace it, in the tasks
+    # that read it and in the workspace, by what its own run made
+    curves = Path("reports/curves") / f"badnets-s{tinyrepo.TINY['grid']['seeds'][0]}.tsv"
+    (launched / curves).parent.mkdir(parents=True)
+    (launched / curves).write_text((tiny_repo_base / curves).read_text() + "made elsewhere\n")
     commit_all(launched)
     planned = launch(launched, "--dry-run").stdout.splitlines()
     hooks, runs = tmp_path / "hooks", tmp_path / "stage-runs.txt"
@@ -265,6 +270,7 @@ def test_tiny_grid_through_the_launcher_on_a_fresh_clone_runs_each_stage_once(tm
     again = run([str(BIN / "dvc"), "repro"], launched)
     assert stages_run(again.stdout + again.stderr) == set(), again.stdout
     assert len(runs.read_text().splitlines()) == len(planned)  # nor did anything after the launcher
+    assert (launched / curves).read_text() == (tiny_repo_base / curves).read_text()
     # The session's tiny repository is a plain sequential `dvc repro` of the same sources, with
     # one thread per stage as each launcher task had (tests/tinyrepo.py).
     sequential = summary(tiny_repo_base)["badnets"]

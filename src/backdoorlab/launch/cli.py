@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from backdoorlab.config import PARAMS_FILE, load_params
-from backdoorlab.launch.plan import (LockEntry, Plan, StageNode, default_remote, head_commit, read_plan, uncommitted_sources,
-                            workspace_cache_dir)
+from backdoorlab.launch.plan import (LockEntry, Plan, StageNode, default_remote, head_commit, pipeline_files, read_plan,
+                                     uncommitted_sources, workspace_cache_dir)
 from backdoorlab.errors import ConfigError
 from backdoorlab.launch.settings import DEFAULT_FAMILY, LaunchSettings, parse_launch
 from backdoorlab.launch.task import TaskResult, TaskSpec, copy_uncached_outputs, run_task, task_environment
@@ -130,11 +130,12 @@ def check_feasible(ray: Any, settings: LaunchSettings, plan: Plan, local: bool) 
 class RayExecutor:
     """Submits `run_task` as a Ray task per stage with its family's CPUs and GPUs."""
 
-    def __init__(self, ray: Any, settings: LaunchSettings, template: TaskSpec, locks: dict[str, LockEntry]) -> None:
+    def __init__(self, ray: Any, settings: LaunchSettings, template: TaskSpec, plan: Plan) -> None:
         self.ray, self.settings, self.template = ray, settings, template
         self.remote = ray.remote(run_task)
         self.running: dict[Any, str] = {}
-        self.locks = dict(locks)  # the committed entries, replaced by each finished task's own
+        self.locks = dict(plan.locks)  # the committed entries, replaced by each finished task's own
+        self.uncached = plan.uncached
 
     def submit(self, stage: StageNode) -> None:
         need = self.settings.for_family(stage.family)
@@ -149,7 +150,7 @@ class RayExecutor:
         try:
             result: TaskResult = self.ray.get(ref)
             if result.lock is not None:
-                self.locks[result.stage] = result.lock
+                self.locks[result.stage] = dataclasses.replace(result.lock, uncached=self.uncached.get(result.stage, ()))
             return result
         except Exception as error:  # the task itself died (node lost, out of memory): report, go on
             lines = str(error).strip().splitlines() or [type(error).__name__]
@@ -194,17 +195,21 @@ def collect(root: Path, results: list[LockEntry], remote: str | None, shared: st
             stages = lock.setdefault("stages", {})
             for item in items:
                 stages[item.name] = item.entry
-    targets = [item.address for item in results]
+    # whole files as targets (see pipeline_files); a stage of theirs that failed or was skipped
+    # may lack its outputs, hence --allow-missing: `dvc status` below judges the produced ones
+    files, produced = pipeline_files(results), {item.address for item in results}
     if remote:
         subprocess.run([*dvc, "fetch", "--run-cache", "-r", remote], cwd=root, env=env, capture_output=True)
-    restored = subprocess.run([*dvc, "pull" if remote else "checkout", "--force", *targets], cwd=root, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    restored = subprocess.run([*dvc, "pull" if remote else "checkout", "--force", "--allow-missing", *files],
+                              cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if restored.returncode != 0:
         tail = " | ".join(restored.stdout.strip().splitlines()[-3:])
         raise LaunchError(f"restoring the results in {root} failed: {tail}")
     copy_uncached_outputs(root, results, own)
-    status = subprocess.run([*dvc, "status", "--json", *targets], cwd=root, env=env, capture_output=True, text=True)
-    return sorted(json.loads(status.stdout or "{}")) if status.returncode == 0 else targets
+    status = subprocess.run([*dvc, "status", "--json", *files], cwd=root, env=env, capture_output=True, text=True)
+    if status.returncode != 0:
+        return sorted(produced)
+    return sorted(produced.intersection(json.loads(status.stdout or "{}")))
 
 
 def launch(args: argparse.Namespace) -> int:
@@ -238,7 +243,7 @@ def launch(args: argparse.Namespace) -> int:
                             remote=args.remote, scratch=args.scratch, keep=args.keep_checkouts)
         print(f"launching {len(plan.stages)} stage(s) of {commit[:8]} on Ray "
               f"({ray.cluster_resources().get('CPU', 0):g} CPUs)", flush=True)
-        executor = RayExecutor(ray, settings, template, plan.locks)
+        executor = RayExecutor(ray, settings, template, plan)
         outcome = run_schedule(plan.stages, executor, args.workers, report=lambda line: print(line, flush=True))
     finally:
         ray.shutdown()

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from backdoorlab.launch.plan import LockEntry
+from backdoorlab.launch.plan import LockEntry, pipeline_files
 
 TAIL_LINES = 15
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -126,17 +126,18 @@ def cache_root(where: Path, cache_dir: str | None) -> Path:
 def copy_uncached_outputs(where: Path, entries: list[LockEntry], cache: Path) -> None:
     """Put in place the outputs `dvc checkout` leaves alone: the `cache: false` metrics and plots
     (committed reports, figures). DVC's run-cache keeps them in the cache all the same, under the
-    md5 the lock names (a folder's `.dir` object lists its files); copies, since git tracks them."""
+    md5 the lock names (a folder's `.dir` object lists its files). Whatever git checked out there
+    (made by another run) is replaced; copies, not links, since git tracks them."""
     objects = cache / "files" / "md5"
     for item in entries:
         for out in item.entry.get("outs", []):
-            target = where / out["path"]
-            if target.exists():
+            if out["path"] not in item.uncached:
                 continue
-            digest = out["md5"]
+            target, digest = where / out["path"], out["md5"]
+            if target.is_dir():
+                shutil.rmtree(target)
             if digest.endswith(".dir"):
-                listing = json.loads((objects / digest[:2] / digest[2:]).read_text())
-                for member in listing:
+                for member in json.loads((objects / digest[:2] / digest[2:]).read_text()):
                     _copy_object(objects, member["md5"], target / member["relpath"])
             else:
                 _copy_object(objects, digest, target)
@@ -152,7 +153,10 @@ def restore_inputs(spec: TaskSpec, where: Path, env: dict[str, str]) -> None:
     if not spec.inputs:
         return
     dvc = [sys.executable, "-m", "dvc"]
-    _step([*dvc, "pull" if spec.remote else "checkout", *(item.address for item in spec.inputs)], where, env)
+    # the checkout's locks hold exactly the inputs' entries, so their files are the targets; DVC
+    # counts the outputs of those files' other stages (no entry) as missing, hence --allow-missing.
+    # An input that is truly missing stops `dvc repro` (missing dependency) all the same
+    _step([*dvc, "pull" if spec.remote else "checkout", "--allow-missing", *pipeline_files(spec.inputs)], where, env)
     copy_uncached_outputs(where, list(spec.inputs), cache_root(where, spec.cache_dir))
 
 
