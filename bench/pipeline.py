@@ -5,7 +5,7 @@
     python bench/pipeline.py --share-cache   # and keep the cold run's results in this repo's run-cache
 
 The cold run copies the repository's source (not its caches or outputs) to a temporary folder and
-runs `dvc repro` there, timing every stage as DVC starts it. Each stage's Python process logs its
+runs `dvc repro` there, timing every stage as DVC starts it (written to bench/stage_times.json). Each stage's Python process logs its
 own wall time (a `sitecustomize` on the stages' PYTHONPATH, so no library code changes), which
 splits a stage's time into its process (start-up and compute) and DVC's bookkeeping around it
 (hashing, the run-cache, rewriting the stage's dvc.lock). The throughput part trains the default
@@ -38,6 +38,7 @@ from backdoorlab.training.schedules import constant
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 600
+TIMES_FILE = ROOT / "bench" / "stage_times.json"  # the last cold run's per-stage times (bench/makespan.py reads them)
 
 
 def cold_repro(share_cache: bool) -> None:
@@ -85,10 +86,22 @@ def cold_repro(share_cache: bool) -> None:
     print(f"\n{'family':20s} {'stages':>6s} {'process s':>10s} {'dvc s':>8s} {'dvc s/stage':>12s}")
     for family, (count, process_s, dvc_s) in families.items():
         print(f"{family:20s} {count:6d} {process_s:10.0f} {dvc_s:8.0f} {dvc_s / count:12.1f}")
+    TIMES_FILE.write_text(json.dumps({
+        "cpu": cpu_model(), "threads": torch.get_num_threads(), "cold_seconds": round(total, 1),
+        "stages": {name: {"process": round(process_s, 2), "dvc": round(end - start - process_s, 2)}
+                   for (name, start), end, process_s in zip(stages, ends, [p["seconds"] for p in processes])}},
+        indent=1) + "\n")
     print(f"\ncold dvc repro: {total:.0f} s for {len(stages)} stages (budget {BUDGET_S} s: "
           f"{'within' if total <= BUDGET_S else 'OVER'}); stage processes "
           f"{sum(p['seconds'] for p in processes):.0f} s, DVC around them "
           f"{total - sum(p['seconds'] for p in processes):.0f} s")
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 # Every stage's Python process appends its argv and wall time to $BENCH_STAGE_LOG when it exits.

@@ -33,6 +33,7 @@ from backdoorlab.layout import (RECORDS, REPORTS, cell_dir, landscape_file, para
 from backdoorlab.pipeline.cli import OneLineParser, run_stage
 from backdoorlab.pipeline.victims import regime_recipe, regime_settings
 from backdoorlab.reporting.figures import grouped_bars, save
+from backdoorlab.reporting.matrix_figures import heatmaps, tradeoff
 from backdoorlab.reporting.panels import line_panels, panels
 from backdoorlab.reporting.index import write_index
 from backdoorlab.reporting.sequela_figures import mia_auc_figure, reinjection_figures, robust_accuracy_figures
@@ -202,6 +203,9 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
            "(change against `none` ± paired SE); the other attacks in tables/membership_other.md"] = \
         (out / "tables" / "membership.md").read_text()
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
+    if scope != "paradigms" and "none" in cells:
+        figures += [(out / "figures" / "matrix_asr_ca_cost.png", "every attack x defense: ASR and CA cost, with verdicts"),
+                    (out / "figures" / "tradeoff_ca_asr.png", "CA cost against ASR, per defense")]
     if scope == "full" and params.grid.cleansers:
         tables["Training-time defenses: detection precision / recall (%) against the true poison"] = \
             (out / "tables" / "detection.md").read_text()
@@ -282,6 +286,9 @@ def main() -> None:
         calibration_figures(params, attacks, cells, trials, records, figures)
 
     defense_bars(attacks, main, records, figures / "defenses_ca_asr.png")
+    if scope != "paradigms" and "none" in cells:  # the CA cost is against the undefended model
+        heatmaps(figures / "matrix_asr_ca_cost.png", attacks, cells, records)
+        tradeoff(figures / "tradeoff_ca_asr.png", attacks, cells, records)
     if scope == "paradigms":
         paradigm_report(params, records, main, tables, figures)
     sequela_report(settings, attacks, main, sequela, deltas, errors, baselines, records, tables, figures,

@@ -21,15 +21,18 @@ def test_one_small_outlier_is_flagged_large_and_uniform_norms_are_not():
 
 
 def test_neural_cleanse_flags_the_target_and_unlearns_it(planted):
-    # The paper's 300 reverse-engineering steps (150 left the other classes' masks unconverged: on
-    # one kernel path the target's norm, 2.5 against 36-112, scored an anomaly index of 1.9) and half
-    # of the clean images stamped for unlearning. On all three kernel paths (2026-12-05): target
-    # flagged (norm 1.6-2.1 against 29-92), ASR after 9-15%, CA within 3 points.
+    # The paper's 300 reverse-engineering steps (150 left the other classes' masks unconverged) and
+    # half of the clean images stamped for unlearning. The reversed target mask is far the smallest
+    # (norm 1.6-2.1 against 27-92 on every kernel path and model layout measured), but the other
+    # classes' norms spread so widely on this data that the target's anomaly index is 1.9-2.3: the
+    # paper's threshold of 2 flags it on some kernel paths and not on others. The classes below the
+    # median other than the target score at most 0.9, so 1.5 separates them with a margin either side.
     outcome, metrics = defend(planted, "nc", steps=300, batch_size=16, epochs=10, unlearn_lr=0.05,
-                              unlearn_fraction=0.5)
+                              unlearn_fraction=0.5, anomaly_threshold=1.5)
+    norms = torch.tensor(outcome.notes["mask_norms"])
+    others = torch.cat([norms[:planted.attack.target], norms[planted.attack.target + 1:]])
+    assert norms[planted.attack.target] < 0.2 * others.min()
     assert outcome.notes["flagged"] == [planted.attack.target]
-    norms = outcome.notes["mask_norms"]
-    assert norms[planted.attack.target] == min(norms)
     assert_removed(planted, metrics)
 
 

@@ -4,6 +4,7 @@ conv, the transfer paradigm's last block), safetensors round trips, and that it 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -53,6 +54,23 @@ def test_weights_round_trip_through_safetensors(arch, tmp_path):
     again = load_model(spec(arch), tmp_path / "m.safetensors").eval()
     x = torch.rand(3, 3, 32, 32)
     assert torch.equal(model(x), again(x))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_model_keeps_its_declared_layout_which_changes_kernels_not_results(arch, tmp_path):
+    """Built and loaded models hold their 4-D weights in the class's layout (the saved file is
+    layout-free), and a channels-first copy computes the same function up to float rounding."""
+    torch.manual_seed(0)
+    declared = MODELS.get(arch, "model.arch").memory_format
+    model = build_model(spec(arch)).eval()
+    save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(spec(arch), tmp_path / "m.safetensors").eval()
+    for weights in (model, loaded):
+        conv = last_conv(weights).conv.weight
+        assert conv.is_contiguous(memory_format=declared)
+    channels_first = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    x = torch.rand(3, 3, 32, 32)
+    torch.testing.assert_close(model(x), channels_first(x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "vgg16_bn"])
