@@ -3,10 +3,11 @@
     python bench/launch.py                              # the default grid (~20 min on 2 cores)
     python bench/launch.py --profile tiny            # a quick check that the bench works (conf/profile/tiny.yaml)
 
-Both runs start cold from their own temporary git copy of the repository's sources with their own
-DVC cache: `dvc repro` (torch's default threads, as a user runs it), and `python -m
-backdoorlab.launch --workers N` (N tasks of one CPU and one torch thread each, on a local Ray
-instance, including its final collect step). Prints both wall times and their ratio.
+Both runs start cold, as on a fresh clone: their own temporary git copy of the repository's sources
+and committed `dvc.lock` files (whose outputs their empty DVC cache lacks). `dvc repro` (torch's
+default threads, as a user runs it), and `python -m backdoorlab.launch --workers N` (N tasks of one
+CPU and one torch thread each, on a local Ray instance, including its final collect step). Prints
+both wall times, their ratio, and the launcher's per-task set-up and collect time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,10 @@ def environment() -> dict[str, str]:
 def cold_copy(dst: Path, profile: str | None) -> Path:
     """A committed copy of the sources with `profile` composed into params.yaml (workers check out HEAD)."""
     copy_sources(ROOT, dst)
-    if profile is not None:
+    if profile is None:  # a fresh clone has the committed locks, naming outputs made elsewhere
+        for lock in [ROOT / "dvc.lock", *ROOT.glob("full/**/dvc.lock")]:
+            shutil.copy(lock, dst / lock.relative_to(ROOT))
+    else:
         compose_params(dst / "params.yaml", [f"profile={profile}"], dst)
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
     for args in (["git", "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "bench"]):
@@ -74,10 +79,16 @@ def main() -> None:
         print(launch_out.rstrip())
         print(f"launcher, {args.workers} workers x 1 thread: {launch_s:.1f} s (including Ray start-up and the "
               "final collect)")
+    tasks = [(float(total), float(setup)) for total, setup in re.findall(r" (\d+\.\d) s \(setup (\d+\.\d) s\)", launch_out)]
+    collect = re.search(r"collected \d+ stage\(s\) into .* in (\d+\.\d) s", launch_out)
     print(f"\n{args.profile or 'params.yaml'}: sequential {seq_s:.1f} s, launcher {launch_s:.1f} s, "
           f"speed-up x{seq_s / launch_s:.2f}")
-    if "re-ran" in launch_out:
-        print("warning: the collect step re-ran stages (outputs the run-cache cannot restore); see above")
+    if tasks:
+        print(f"launcher tasks: {len(tasks)}, mean {sum(t for t, _ in tasks) / len(tasks):.1f} s of which set-up "
+              f"(clone, locks, inputs) {sum(s for _, s in tasks) / len(tasks):.1f} s; collect "
+              f"{collect.group(1) if collect else '?'} s")
+    if "still changed" in launch_out:
+        print("warning: the collect step left stages changed; see above")
 
 
 if __name__ == "__main__":
