@@ -7,12 +7,14 @@ Both runs start cold, as on a fresh clone: their own temporary git copy of the r
 and committed `dvc.lock` files (whose outputs their empty DVC cache lacks). `dvc repro` (torch's
 default threads, as a user runs it), and `python -m backdoorlab.launch --workers N` (N tasks of one
 CPU and one torch thread each, on a local Ray instance, including its final collect step). Prints
-both wall times, their ratio, and the launcher's per-task set-up and collect time.
+both wall times, their ratio, and the launcher's per-task set-up and collect time. The default
+grid's run writes each task's time to bench/launch_times.json (bench/makespan.py --times reads it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -27,6 +29,8 @@ from backdoorlab.snapshot import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+TIMES_FILE = ROOT / "bench" / "launch_times.json"
+TASK_LINE = re.compile(r"\] (\S+) (\d+\.\d) s \(setup (\d+\.\d) s\)")
 
 
 def environment() -> dict[str, str]:
@@ -58,6 +62,14 @@ def timed(args: list[str], cwd: Path) -> tuple[float, str]:
     return seconds, result.stdout
 
 
+def write_task_times(tasks: dict[str, tuple[float, float]], workers: int, launch_s: float, seq_s: float) -> None:
+    """Each task's wall time (set-up included) on a worker of one thread, and both runs' totals."""
+    TIMES_FILE.write_text(json.dumps({
+        "workers": workers, "launcher_seconds": round(launch_s, 1), "sequential_seconds": round(seq_s, 1),
+        "tasks": {stage: {"seconds": total, "setup": setup} for stage, (total, setup) in tasks.items()}},
+        indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", help="a profile of conf/profile/ (default: params.yaml as it is)")
@@ -79,13 +91,15 @@ def main() -> None:
         print(launch_out.rstrip())
         print(f"launcher, {args.workers} workers x 1 thread: {launch_s:.1f} s (including Ray start-up and the "
               "final collect)")
-    tasks = [(float(total), float(setup)) for total, setup in re.findall(r" (\d+\.\d) s \(setup (\d+\.\d) s\)", launch_out)]
+    tasks = {stage: (float(total), float(setup)) for stage, total, setup in TASK_LINE.findall(launch_out)}
     collect = re.search(r"collected \d+ stage\(s\) into .* in (\d+\.\d) s", launch_out)
+    if args.profile is None:
+        write_task_times(tasks, args.workers, launch_s, seq_s)
     print(f"\n{args.profile or 'params.yaml'}: sequential {seq_s:.1f} s, launcher {launch_s:.1f} s, "
           f"speed-up x{seq_s / launch_s:.2f}")
     if tasks:
-        print(f"launcher tasks: {len(tasks)}, mean {sum(t for t, _ in tasks) / len(tasks):.1f} s of which set-up "
-              f"(clone, locks, inputs) {sum(s for _, s in tasks) / len(tasks):.1f} s; collect "
+        print(f"launcher tasks: {len(tasks)}, mean {sum(t for t, _ in tasks.values()) / len(tasks):.1f} s of which "
+              f"set-up (clone, locks, inputs) {sum(s for _, s in tasks.values()) / len(tasks):.1f} s; collect "
               f"{collect.group(1) if collect else '?'} s")
     if "still changed" in launch_out:
         print("warning: the collect step left stages changed; see above")

@@ -13,13 +13,14 @@ import torch
 from backdoorlab.defenses import DefenseOutcome, build_defense
 
 
-def defend(planted: Any, method: str, **params: Any) -> tuple[DefenseOutcome, dict[str, float]]:
-    """Apply a small-budget defense to a fresh copy of the planted model; return outcome, metrics."""
+def defend(planted: Any, method: str, seed: int = 0, **params: Any) -> tuple[DefenseOutcome, dict[str, float]]:
+    """Apply a small-budget defense to a fresh copy of the planted model; return outcome, metrics.
+    ``seed`` redraws the defense's own randomness (batch order, augmentation, its initialisations)."""
     reference = copy.deepcopy(planted.state)
     spec = build_defense(method, {"method": method, **params})
     model = planted.model()
-    torch.manual_seed(0)
-    outcome = spec.defense.apply(model, planted.context())
+    torch.manual_seed(seed)
+    outcome = spec.defense.apply(model, planted.context(seed))
     after = outcome.model.state_dict()
     assert {k: v.shape for k, v in after.items()} == {k: v.shape for k, v in reference.items()}
     assert all(torch.equal(planted.state[k], reference[k]) for k in reference), "backdoored state modified"

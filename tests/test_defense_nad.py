@@ -37,5 +37,11 @@ def test_tap_records_named_outputs_and_removes_its_hooks(planted):
 
 
 def test_nad_removes_the_backdoor(planted):
-    _, after = defend(planted, "nad", teacher_epochs=6, epochs=6, batch_size=64, lr=0.05, beta=1400.0)
-    assert_removed(planted, after, max_ca_drop=0.2)
+    # The paper's recipe (teacher 10 epochs, student 20, LR 0.01) with beta at the top of NAD's
+    # declared strength grid, judged by the mean over three defense seeds: one run of NAD on this
+    # small model is a lottery (paper's beta 5000: ASR 4-71% by seed and kernel path). Measured
+    # 2026-12-06, means over seeds 0-2: ASR 5.3% (native AVX-512/AMX), 16.6% (avx2), 22.3%
+    # (default kernels) against the bound of half the planted 97-98%; CA drop 11-12 points.
+    runs = [defend(planted, "nad", seed=seed, beta=10000.0)[1] for seed in range(3)]
+    mean = {key: sum(run[key] for run in runs) / len(runs) for key in ("ca", "asr")}
+    assert_removed(planted, mean, max_ca_drop=0.2)
