@@ -56,10 +56,13 @@ params: $(STAMP)
 # The tests that train a model and assert an effect run twice: with this CPU's native kernels, then
 # with ATen's portable kernels and oneDNN held to AVX2, so a test that holds on one kernel path only
 # fails here, not on a reviewer's machine of another CPU type.
+# Two workers, a test file each at a time (module fixtures stay in one process): the long tests
+# run tiny pipelines whose stages are one-thread processes, so one core would otherwise idle.
 SECOND_KERNEL_PATH := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
+PARALLEL := -n 2 --dist loadfile
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest
-	$(SECOND_KERNEL_PATH) $(BIN)/python -m pytest -m planted
+	$(BIN)/python -m pytest $(PARALLEL)
+	$(SECOND_KERNEL_PATH) $(BIN)/python -m pytest $(PARALLEL) -m planted
 
 # tests/test_offline_plots.py opens `dvc plots show`'s page in headless Chromium (a system package).
 chromium:

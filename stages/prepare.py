@@ -1,4 +1,5 @@
-"""Stage `prepare`: raw data set -> seeded train / test / shadow splits and the defender's order.
+"""Stage `prepare`: raw data set -> seeded train / test / shadow splits (``data.split``: pooled or
+the data set's official test part) and the defender's order.
 
     python stages/prepare.py
 """
@@ -8,11 +9,12 @@ from __future__ import annotations
 import torch
 
 from backdoorlab.config import generator_for, load_params
+from backdoorlab.data.split import split_pool
 from backdoorlab.io import save_tensors, write_json
 from backdoorlab.layout import META_FILE, RECORDS, SPLITS_FILE
 from backdoorlab.pipeline.cli import run_stage, stage_arguments
 from backdoorlab.registry import DATASETS
-from backdoorlab.settings import parse_section, require
+from backdoorlab.settings import parse_section
 
 
 def main() -> None:
@@ -21,18 +23,8 @@ def main() -> None:
     data = params.data
     dataset_cls = DATASETS.get(data.dataset, "data.dataset")
     dataset = dataset_cls(parse_section(dataset_cls.Config, data.options, "data.options"))
-    pool = dataset.load()
-    if data.pool_size is not None and data.pool_size < len(pool):
-        keep = torch.randperm(len(pool), generator=generator_for(params.seed, "prepare", "pool"))
-        pool = pool.subset(keep[:data.pool_size].sort().values)
-    held_out = data.test_size + data.shadow_size
-    require(held_out < len(pool), "data.test_size",
-            f"test_size + shadow_size = {held_out} leaves no training data in a pool of {len(pool)}")
-
-    order = torch.randperm(len(pool), generator=generator_for(params.seed, "prepare", "split"))
-    test = pool.subset(order[:data.test_size])
-    shadow = pool.subset(order[data.test_size:held_out])
-    train = pool.subset(order[held_out:])
+    splits = split_pool(dataset.load(), data, params.seed)
+    train, test, shadow = splits.train, splits.test, splits.shadow
     defense_order = torch.randperm(len(train), generator=generator_for(params.seed, "prepare", "defender"))
 
     pixels = train.images.float().div(255).transpose(0, 1).flatten(1)
@@ -48,6 +40,7 @@ def main() -> None:
     write_json(META_FILE, meta)
     write_json(RECORDS / "data.json", {
         **meta,
+        "split": data.split,
         "sizes": {"train": len(train), "test": len(test), "shadow": len(shadow)},
         "train_class_counts": torch.bincount(train.labels, minlength=meta["num_classes"]).tolist(),
     })

@@ -168,6 +168,13 @@ def clean_model_fact(params: Params, scope: Scope) -> str:
             "its `none` column.")
 
 
+def has_matrix_figures(scope: Scope, cells: list[str]) -> bool:
+    """Whether a report draws the attack x defense heatmaps and the trade-off figure: their CA cost is
+    against the undefended model, so they need ``none``; the paradigms' victims each have their own
+    clean counterpart instead (their own figures)."""
+    return scope != "paradigms" and "none" in cells
+
+
 def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: list[str],
           trials: dict[str, dict[str, Any]], records: dict[str, Record]) -> str:
     """The run at a glance: what ran, the headline tables, the main figures, links to the rest."""
@@ -182,8 +189,10 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
                       for text, victims in defenders.items())
     recipe = regime_recipe(params, None)
     replicated = sorted({r["n_seeds"] for r in records.values()}, reverse=True)
+    test_split = "the data set's official test part" if data["split"] == "official" else "drawn from the pooled data"
     facts = [f"Data: `{data['dataset']}`, {sizes['train']:,} training / {sizes['test']:,} test / "
-             f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes (split seed {params.seed}).",
+             f"{sizes['shadow']:,} shadow images, {data['num_classes']} classes (split `{data['split']}`: test images "
+             f"{test_split}; split seed {params.seed}).",
              f"Model: `{params.model_arch}` ({', '.join(f'{k} {v}' for k, v in params.model_params.items() if k != 'arch')}), "
              f"{'trained as its regime says (below)' if scope == 'regimes' else f'{recipe.epochs} epochs'}, "
              f"precision {recipe.precision}.",
@@ -203,7 +212,7 @@ def index(params: Params, out: Path, scope: Scope, attacks: list[str], cells: li
            "(change against `none` ± paired SE); the other attacks in tables/membership_other.md"] = \
         (out / "tables" / "membership.md").read_text()
     figures = [(out / "figures" / "defenses_ca_asr.png", "CA and ASR per defense")]
-    if scope != "paradigms" and "none" in cells:
+    if has_matrix_figures(scope, cells):
         figures += [(out / "figures" / "matrix_asr_ca_cost.png", "every attack x defense: ASR and CA cost, with verdicts"),
                     (out / "figures" / "tradeoff_ca_asr.png", "CA cost against ASR, per defense")]
     if scope == "full" and params.grid.cleansers:
@@ -286,7 +295,7 @@ def main() -> None:
         calibration_figures(params, attacks, cells, trials, records, figures)
 
     defense_bars(attacks, main, records, figures / "defenses_ca_asr.png")
-    if scope != "paradigms" and "none" in cells:  # the CA cost is against the undefended model
+    if has_matrix_figures(scope, cells):
         heatmaps(figures / "matrix_asr_ca_cost.png", attacks, cells, records)
         tradeoff(figures / "tradeoff_ca_asr.png", attacks, cells, records)
     if scope == "paradigms":

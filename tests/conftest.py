@@ -76,7 +76,7 @@ def train_small_cnn(data: ImageSet, epochs: int = 6, batch: int = 64, hook: Batc
 
 def fashion_pool() -> ImageSet:
     dataset = DATASETS.get("fashion_mnist", "test")(DATASETS.get("fashion_mnist", "test").Config(str(EMBEDDED)))
-    return dataset.load()
+    return dataset.load().data
 
 
 def pool_splits(*sizes: int) -> list[ImageSet]:

@@ -87,12 +87,12 @@ def test_activation_clustering_finds_minority_poison_in_the_target_class(planted
     train, poison = minority
     detection = detect("ac", planted, train)
     assert recall(detection.flagged, poison) > 0.9, detection.notes
-    assert detection.notes["class_0_smaller_share"] < 0.35
+    assert detection.notes["smallest_cluster_shares"]["0"] < 0.35
 
 
 def test_activation_clustering_misses_poison_that_is_half_the_class(planted):
     detection = detect("ac", planted, planted.train)
-    assert detection.notes["class_0_smaller_share"] > 0.35  # not the smaller cluster: not flagged
+    assert detection.notes["smallest_cluster_shares"].get("0", 1.0) > 0.35  # not the smaller cluster: not flagged
     assert recall(detection.flagged, planted.poison_indices) < 0.2
 
 

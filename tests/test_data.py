@@ -18,7 +18,7 @@ from conftest import EMBEDDED, fashion_pool
 
 def load(name: str, **options):
     cls = DATASETS.get(name, "data.dataset")
-    return cls(cls.Config(**options)).load()
+    return cls(cls.Config(**options)).load().data
 
 
 def test_embedded_subset_is_balanced_real_fashion_mnist():

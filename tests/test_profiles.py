@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from backdoorlab.compose import composed
 from backdoorlab.config import parse_params
+from backdoorlab.io import load_tensors
+from backdoorlab.layout import SPLITS_FILE
 from backdoorlab.pipeline.checks import BLOCKS, check_params, data_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +87,7 @@ def test_paper_profile_stages_run_at_tiny_size(tmp_path):
     params = composed(["profile=paper"], ROOT)
     params["device"] = "cpu"
     params["data"].update(options={"root": str(tmp_path / "cifar"), "download": False},
-                          test_size=40, shadow_size=20)
+                          test_size=None, shadow_size=30)  # official split: all of test_batch.bin
     params["model"]["width"] = 4
     params["train"].update(epochs=1, precision="fp32")
     params["defenses"]["sft"].update(epochs_1=1, epochs_2=1)
@@ -95,6 +98,11 @@ def test_paper_profile_stages_run_at_tiny_size(tmp_path):
         result = subprocess.run([sys.executable, str(ROOT / "stages" / stage[0]), *stage[1:]],
                                 cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "reports/records/data.json").read_text())
+    assert data["split"] == "official" and data["sizes"] == {"train": 120, "test": 30, "shadow": 30}
+    test_batch = np.fromfile(tmp_path / "cifar/cifar-10-batches-bin/test_batch.bin", dtype=np.uint8).reshape(30, -1)
+    splits = load_tensors(tmp_path / SPLITS_FILE)
+    assert torch.equal(splits["test_labels"], torch.from_numpy(test_batch[:, 0].astype(np.int64)))  # the official test part
     cell = json.loads((tmp_path / "reports/records/cells/badnets-sft/s0/defense.json").read_text())
     # 5% of 120 train images = 6, of which 20% (rounded up) held out for validation
     assert (cell["fit_samples"], cell["validation_samples"]) == (4, 2) and 0 <= cell["asr"] <= 1

@@ -30,8 +30,12 @@ PARAMS_FILE = "params.yaml"
 class DataSettings:
     dataset: str = "fashion_mnist"
     options: Mapping[str, Any] | None = None
-    pool_size: int | None = None  # use a seeded subset of this many images (tiny profiles)
-    test_size: int = 2000
+    # pooled: the data set's train and test parts are pooled and prepare draws its own test split;
+    # official: the data set's own test part is the test split (as published numbers are measured)
+    # and the shadow and defender data come from its training part only.
+    split: Literal["pooled", "official"] = "pooled"
+    pool_size: int | None = None  # use a seeded subset of this many images (official: of the training part)
+    test_size: int | None = 2000  # official: a seeded subset of the test part; None: all of it
     shadow_size: int = 2000  # the membership-inference attacker's own data, disjoint from the rest
     defense_fraction: float = 0.05
     # Share of the defender's clean data held out from every defense: the defender's own
@@ -39,7 +43,12 @@ class DataSettings:
     validation_fraction: float = 0.2
 
     def check(self, key: str) -> None:
-        check_non_negative(self, key, "test_size", "shadow_size")
+        check_non_negative(self, key, "shadow_size")
+        if self.test_size is None:
+            require(self.split == "official", f"{key}.test_size",
+                    "null (the whole official test part) needs data.split: official; pooled needs a number")
+        else:
+            check_non_negative(self, key, "test_size")
         if self.pool_size is not None:
             require(self.pool_size > 0, f"{key}.pool_size", f"must be > 0, got {self.pool_size}")
         require(0 < self.defense_fraction <= 1, f"{key}.defense_fraction",

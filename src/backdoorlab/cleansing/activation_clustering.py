@@ -18,6 +18,7 @@ from torch import nn
 
 from backdoorlab.cleansing.base import (CLEANSERS, CleansingContext, Detection, DetectThenRetrain, class_positions,
                                        merged, representations)
+from backdoorlab.per_class import extreme_classes
 from backdoorlab.settings import check_positive, require
 
 
@@ -67,7 +68,7 @@ class ActivationClustering(DetectThenRetrain):
 
     def detect(self, trained: nn.Module, ctx: CleansingContext) -> Detection:
         features = representations(trained, ctx.train.images, ctx.device)
-        flagged, sizes = [], {}
+        flagged, shares = [], [1.0] * ctx.spec.num_classes  # a class of one image has no smaller cluster
         for label, members in class_positions(ctx.train, ctx.spec.num_classes):
             if len(members) < 2:
                 continue
@@ -76,7 +77,8 @@ class ActivationClustering(DetectThenRetrain):
             ids = two_means(centred @ right[:self.config.dims].T, ctx.generator, self.config.restarts)
             smaller = int((ids == 1).sum() < (ids == 0).sum())
             share = (ids == smaller).float().mean().item()
-            sizes[f"class_{label}_smaller_share"] = round(share, 4)
+            shares[label] = share
             if share < self.config.size_threshold:
                 flagged.append(members[ids == smaller])
-        return Detection(merged(flagged), {"flagged_classes": len(flagged), **sizes})
+        return Detection(merged(flagged), {"flagged_classes": len(flagged),
+                                           "smallest_cluster_shares": extreme_classes(shares, smallest=True, digits=4)})

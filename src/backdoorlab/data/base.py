@@ -44,6 +44,40 @@ class ImageSet:
         return cls(tensors[f"{prefix}_images"], tensors[f"{prefix}_labels"])
 
 
+
+@dataclass(frozen=True)
+class Pool:
+    """A data set as published: every labelled image, in the reader's order, and which of them form
+    its official test part (None where it has none, e.g. a single image tree). ``prepare`` either
+    pools all of them and draws its own test split (``data.split: pooled``) or keeps the official
+    test part as the test split, as published numbers are measured (``official``)."""
+
+    data: ImageSet
+    official_test: torch.Tensor | None = None  # bool (N,): True for the official test part
+
+    def __post_init__(self) -> None:
+        if self.official_test is not None and self.official_test.shape != (len(self.data),):
+            raise ValueError("official_test must be a boolean mask over the pool")
+
+    @classmethod
+    def with_test_from(cls, data: ImageSet, first_test: int) -> "Pool":
+        """A pool whose images from index ``first_test`` on are the official test part."""
+        return cls(data, torch.arange(len(data)) >= first_test)
+
+    @classmethod
+    def of_parts(cls, train: ImageSet, test: ImageSet) -> "Pool":
+        """The training part, then the official test part."""
+        both = ImageSet(torch.cat([train.images, test.images]), torch.cat([train.labels, test.labels]))
+        return cls.with_test_from(both, len(train))
+
+    def parts(self) -> tuple[ImageSet, ImageSet] | None:
+        """The training and the official test part, or None when the data set has no test part."""
+        if self.official_test is None or not bool(self.official_test.any()):
+            return None
+        return (self.data.subset(torch.nonzero(~self.official_test).flatten()),
+                self.data.subset(torch.nonzero(self.official_test).flatten()))
+
+
 def class_subset(data: ImageSet, classes: Sequence[int]) -> ImageSet:
     """The images of ``classes``, relabelled 0..len(classes)-1 in the order given (a paradigm's
     source or downstream task)."""
@@ -59,7 +93,7 @@ def class_subset(data: ImageSet, classes: Sequence[int]) -> ImageSet:
 class Dataset:
     """A source of labelled images. Subclasses declare their shape (a class constant, or a
     property of their config where the params choose it) so params can be validated before any
-    file is read, and ``load`` returns the whole pool that ``prepare`` splits."""
+    file is read, and ``load`` returns the pool that ``prepare`` splits (with its official test part, if any)."""
 
     image_shape: tuple[int, int, int]
     num_classes: int
@@ -68,7 +102,7 @@ class Dataset:
     def __init__(self, config: object) -> None:
         self.config = config
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         raise NotImplementedError
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.data.base import DATASETS, Dataset, ImageSet, Pool
 from backdoorlab.data.files import FilesConfig, fetch_archive, require_files
 from backdoorlab.errors import DataError
 
@@ -42,24 +42,33 @@ def read_cifar_folder(folder: Path, names: list[str], label_bytes: int, label_in
                     torch.from_numpy(np.concatenate([p[1] for p in parts])))
 
 
+def read_cifar_pool(folder: Path, train: list[str], test: list[str], label_bytes: int, label_index: int,
+                    num_classes: int) -> Pool:
+    """The training batches, then the official test batch."""
+    return Pool.of_parts(read_cifar_folder(folder, train, label_bytes, label_index, num_classes),
+                         read_cifar_folder(folder, test, label_bytes, label_index, num_classes))
+
+
 @DATASETS.register("cifar10")
 class CIFAR10(Dataset):
     image_shape = (3, 32, 32)
     num_classes = 10
     URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
     MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
-    FILES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    TRAIN = [f"data_batch_{i}.bin" for i in range(1, 6)]
+    TEST = ["test_batch.bin"]
 
     @dataclass(frozen=True)
     class Config(FilesConfig):
         root: str = "data/external/cifar10"
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         root = Path(self.config.root)
         folder = root / "cifar-10-batches-bin"
         fetch_archive(self.config, folder, self.URL, self.MD5, "CIFAR-10")
-        require_files(folder, self.FILES, "CIFAR-10 binary", f"the contents of cifar-10-binary.tar.gz (extract it into {root})")
-        return read_cifar_folder(folder, self.FILES, 1, 0, self.num_classes)
+        require_files(folder, self.TRAIN + self.TEST, "CIFAR-10 binary",
+                      f"the contents of cifar-10-binary.tar.gz (extract it into {root})")
+        return read_cifar_pool(folder, self.TRAIN, self.TEST, 1, 0, self.num_classes)
 
 
 @DATASETS.register("cifar100")
@@ -67,7 +76,6 @@ class CIFAR100(Dataset):
     image_shape = (3, 32, 32)
     URL = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
     MD5 = "03b5dce01913d631647c71ecec9e9cb8"
-    FILES = ["train.bin", "test.bin"]
 
     @dataclass(frozen=True)
     class Config(FilesConfig):
@@ -78,9 +86,11 @@ class CIFAR100(Dataset):
     def num_classes(self) -> int:  # type: ignore[override]
         return 100 if self.config.labels == "fine" else 20
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         root = Path(self.config.root)
         folder = root / "cifar-100-binary"
         fetch_archive(self.config, folder, self.URL, self.MD5, "CIFAR-100")
-        require_files(folder, self.FILES, "CIFAR-100 binary", f"the contents of cifar-100-binary.tar.gz (extract it into {root})")
-        return read_cifar_folder(folder, self.FILES, 2, 1 if self.config.labels == "fine" else 0, self.num_classes)
+        require_files(folder, ["train.bin", "test.bin"], "CIFAR-100 binary",
+                      f"the contents of cifar-100-binary.tar.gz (extract it into {root})")
+        return read_cifar_pool(folder, ["train.bin"], ["test.bin"], 2, 1 if self.config.labels == "fine" else 0,
+                               self.num_classes)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.data.base import DATASETS, Dataset, ImageSet, Pool
 from backdoorlab.data.files import FilesConfig
 from backdoorlab.errors import DataError
 
@@ -21,7 +21,7 @@ class GTSRB(Dataset):
     class Config(FilesConfig):
         root: str = "data/external/gtsrb"
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         from torchvision.datasets import GTSRB as TorchGTSRB  # lazy: torchvision is slow to import
 
         root = self.config.root
@@ -36,4 +36,4 @@ class GTSRB(Dataset):
             arrays.append(np.asarray(image.convert("RGB").resize((32, 32)), dtype=np.uint8))
             labels.append(int(label))
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        return ImageSet(images, torch.tensor(labels, dtype=torch.int64))
+        return Pool.with_test_from(ImageSet(images, torch.tensor(labels, dtype=torch.int64)), len(parts[0]))

@@ -1,9 +1,12 @@
 """Images in a folder tree, ``root/<class>/**/*.{png,jpg,jpeg,ppm,bmp}``: the way most people hold data.
 
 Classes are the sub-folders of ``root`` in sorted order (class 0 is the first name), as in
-torchvision's ``ImageFolder``; images may sit at any depth below their class folder (Tiny-
-ImageNet keeps them in ``<class>/images/``). Every image is converted to the declared channels
-and resized to ``image_size`` x ``image_size`` (aspect ratio not kept, as ``Resize((s, s))``).
+torchvision's ``ImageFolder``; a class folder may be a symbolic link, and images may sit at any
+depth below it (Tiny-ImageNet keeps them in ``<class>/images/``), with suffixes in any case
+(``.JPG``); hidden files (``.DS_Store``, macOS's ``._x.jpg``) are skipped. Every image is
+converted to the declared channels and resized to ``image_size`` x ``image_size`` (aspect ratio
+not kept, as ``Resize((s, s))``). An optional ``test_root`` with the same class folders is the
+data set's official test part.
 
 Decoding is the slow part, so it is done once: one process per core decodes a chunk of files at a
 time (a small image costs more Python than decoding, so threads would wait on the GIL: measured
@@ -29,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.data.base import DATASETS, Dataset, ImageSet, Pool
 from backdoorlab.errors import DataError
 from backdoorlab.io import load_tensors, save_tensors
 from backdoorlab.settings import check_positive, require
@@ -50,15 +53,27 @@ def class_folders(root: Path) -> list[str]:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Every image below ``folder``, at any depth, in sorted order."""
-    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in EXTENSIONS and path.is_file())
+    """Every image below ``folder``, at any depth, in sorted order; hidden files and folders skipped."""
+    def hidden(path: Path) -> bool:
+        return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+    return sorted(path for path in folder.rglob("*")
+                  if path.suffix.lower() in EXTENSIONS and not hidden(path) and path.is_file())
 
 
-def class_tree(root: Path, classes: Sequence[str]) -> tuple[list[Path], list[int]]:
-    """The images of a class tree with ``classes`` as its labels; a class without images is an error."""
+def named(names: Sequence[str], limit: int = 5) -> str:
+    """A short list of folder names for an error line."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def class_tree(root: Path, classes: Sequence[str], reference: Path | None = None) -> tuple[list[Path], list[int]]:
+    """The images of a class tree with ``classes`` (those of the tree at ``reference``, if given) as
+    its labels; a class without images, or a class folder only one of the two trees has, is an error."""
     found = class_folders(root)
-    require(found == list(classes), str(root),
-            f"class folders {found[:5]}{'...' if len(found) > 5 else ''} differ from the training tree's")
+    if reference is not None:
+        extra, missing = sorted(set(found) - set(classes)), sorted(set(classes) - set(found))
+        require(not extra, str(root), f"class folder(s) {named(extra)} are not in {reference}")
+        require(not missing, str(root), f"lacks class folder(s) {named(missing)} that {reference} has")
     files: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
@@ -161,8 +176,8 @@ class ImageFolder(FolderDataset):
     @dataclass(frozen=True)
     class Config(FolderConfig):
         root: str = "data/external/images"
-        # A second tree with the same class folders (e.g. a published test split). Its images join
-        # the pool: the pipeline draws its own test, shadow and defender splits from the pool.
+        # A second tree with the same class folders: the data set's official test part. With
+        # data.split: official it is the test split; with pooled its images join the pool.
         test_root: str | None = None
         # The number of class folders. Left out, it is counted when params are read (so the
         # folder must exist wherever a stage runs); set it to read params without the images.
@@ -177,13 +192,14 @@ class ImageFolder(FolderDataset):
     def num_classes(self) -> int:  # type: ignore[override]
         return self.config.num_classes or len(class_folders(Path(self.config.root)))
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         cfg = self.config
         classes = class_folders(Path(cfg.root))
         require(len(classes) == self.num_classes, "data.options.num_classes",
                 f"{self.num_classes} given, but {cfg.root} has {len(classes)} class folders")
         files, labels = class_tree(Path(cfg.root), classes)
-        if cfg.test_root is not None:
-            test_files, test_labels = class_tree(Path(cfg.test_root), classes)
-            files, labels = files + test_files, labels + test_labels
-        return load_files(files, labels, cfg.image_size, cfg.channels, cfg.cache_dir)
+        if cfg.test_root is None:
+            return Pool(load_files(files, labels, cfg.image_size, cfg.channels, cfg.cache_dir))
+        test_files, test_labels = class_tree(Path(cfg.test_root), classes, reference=Path(cfg.root))
+        data = load_files(files + test_files, labels + test_labels, cfg.image_size, cfg.channels, cfg.cache_dir)
+        return Pool.with_test_from(data, len(files))

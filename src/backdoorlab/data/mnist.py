@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.data.base import DATASETS, Dataset, Pool
 from backdoorlab.data.fashion_mnist import IDX_FILES, read_28x28
 from backdoorlab.data.files import FilesConfig, fetch_missing, require_files
 
@@ -27,7 +27,7 @@ class MNIST(Dataset):
     class Config(FilesConfig):
         root: str = "data/external/mnist"
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         root = Path(self.config.root)
         names = [name for pair in IDX_FILES.values() for name in pair]
         fetch_missing(self.config, MIRROR, MD5, names, "MNIST")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.data.base import DATASETS, Dataset, ImageSet, Pool
 from backdoorlab.data.files import FilesConfig, fetch_archive, require_files, resize_images
 from backdoorlab.errors import DataError
 from backdoorlab.settings import check_positive
@@ -49,7 +49,7 @@ class STL10(Dataset):
     def image_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
         return (3, self.config.image_size, self.config.image_size)
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         root = Path(self.config.root)
         folder = root / "stl10_binary"
         fetch_archive(self.config, folder, URL, MD5, "STL-10")
@@ -57,5 +57,6 @@ class STL10(Dataset):
                       f"the contents of stl10_binary.tar.gz (extract it into {root})")
         parts = [read_stl10_split(folder, split) for split in ("train", "test")]
         images = torch.from_numpy(np.ascontiguousarray(np.concatenate([p[0] for p in parts])))
-        return ImageSet(resize_images(images, self.config.image_size),
+        data = ImageSet(resize_images(images, self.config.image_size),
                         torch.from_numpy(np.concatenate([p[1] for p in parts])))
+        return Pool.with_test_from(data, len(parts[0][1]))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backdoorlab.data.base import DATASETS, Dataset, ImageSet
+from backdoorlab.data.base import DATASETS, Dataset, ImageSet, Pool
 from backdoorlab.data.files import FilesConfig, fetch_missing, require_files
 from backdoorlab.errors import DataError
 
@@ -50,11 +50,14 @@ class SVHN(Dataset):
         root: str = "data/external/svhn"
         extra: bool = False  # add the 531,131 extra training images to the pool
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         root = Path(self.config.root)
         names = ["train_32x32.mat", "test_32x32.mat"] + (["extra_32x32.mat"] if self.config.extra else [])
         fetch_missing(self.config, URL, MD5, names, "SVHN")
         require_files(root, names, "SVHN", "the cropped-digit files " + ", ".join(names))
         parts = [read_svhn_mat(root / name) for name in names]
-        return ImageSet(torch.from_numpy(np.ascontiguousarray(np.concatenate([p[0] for p in parts]))),
+        data = ImageSet(torch.from_numpy(np.ascontiguousarray(np.concatenate([p[0] for p in parts]))),
                         torch.from_numpy(np.concatenate([p[1] for p in parts])))
+        official_test = torch.cat([torch.full((len(labels),), name == "test_32x32.mat")
+                                   for name, (_, labels) in zip(names, parts)])
+        return Pool(data, official_test)

@@ -1,8 +1,8 @@
 """Tiny-ImageNet-200 (64x64, 200 classes) through the image-folder reader.
 
 Its training split is a class tree (``train/<wnid>/images/*.JPEG``); its validation split is one
-folder of images with their classes in ``val/val_annotations.txt``. Both join the pool (the test
-split has no labels). Classes are the sorted wnids, as torchvision's ``ImageFolder`` numbers them.
+folder of images with their classes in ``val/val_annotations.txt``: the official test part here
+(the test split has no labels), as published Tiny-ImageNet numbers are measured on it. Classes are the sorted wnids, as torchvision's ``ImageFolder`` numbers them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backdoorlab.data.base import DATASETS, ImageSet
+from backdoorlab.data.base import DATASETS, Pool
 from backdoorlab.data.files import FilesConfig, fetch_archive
 from backdoorlab.data.image_folder import FolderConfig, FolderDataset, class_folders, class_tree, load_files
 from backdoorlab.errors import DataError
@@ -42,7 +42,7 @@ class TinyImageNet(FolderDataset):
         root: str = "data/external/tiny-imagenet"
         image_size: int = 64
 
-    def load(self) -> ImageSet:
+    def load(self) -> Pool:
         cfg = self.config
         folder = Path(cfg.root) / "tiny-imagenet-200"
         fetch_archive(cfg, folder, URL, MD5, "Tiny-ImageNet")
@@ -55,4 +55,5 @@ class TinyImageNet(FolderDataset):
             raise DataError(f"{folder / 'train'}: {len(classes)} class folders, Tiny-ImageNet has 200")
         files, labels = class_tree(folder / "train", classes)
         val_files, val_labels = annotated_files(folder / "val", classes)
-        return load_files(files + val_files, labels + val_labels, cfg.image_size, cfg.channels, cfg.cache_dir)
+        data = load_files(files + val_files, labels + val_labels, cfg.image_size, cfg.channels, cfg.cache_dir)
+        return Pool.with_test_from(data, len(files))

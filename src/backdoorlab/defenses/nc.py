@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backdoorlab.defenses.base import DEFENSES, Defense, DefenseContext, DefenseOutcome, Strength, finetune
+from backdoorlab.per_class import extreme_classes
 from backdoorlab.settings import check_non_negative, check_positive, require
 from backdoorlab.training.loop import to_float
 from backdoorlab.training.optim import Adam
@@ -144,8 +145,8 @@ class NeuralCleanse(Defense):
         triggers = reverse_engineer(model, ctx, ctx.spec.num_classes, cfg)
         norms = triggers.norms().cpu()
         flagged = flag_small_outliers(norms, cfg.anomaly_threshold)
-        notes = {"flagged": flagged, "anomaly_index": [round(v, 3) for v in anomaly_indices(norms).tolist()],
-                 "mask_norms": [round(v, 2) for v in norms.tolist()]}
+        notes = {"flagged": flagged, "smallest_masks": extreme_classes(norms.tolist(), smallest=True, digits=2),
+                 "largest_anomaly_index": extreme_classes(anomaly_indices(norms).tolist(), smallest=False)}
         if flagged:
             flagged_ids = torch.tensor(flagged)
 

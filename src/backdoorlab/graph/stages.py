@@ -241,7 +241,8 @@ def prepare() -> Stage:
     module may build on another (tiny_imagenet on image_folder). A re-run that draws the same splits
     leaves every later stage up to date."""
     return Stage("stages/prepare.py", "python stages/prepare.py", deps=["src/backdoorlab/data", "data/embedded"],
-                 params=["seed", "data.dataset", "data.options", "data.pool_size", "data.test_size", "data.shadow_size"],
+                 params=["seed", "data.dataset", "data.options", "data.split", "data.pool_size", "data.test_size",
+                         "data.shadow_size"],
                  outs=["data/prepared", str(layout.RECORDS / "data.json")])
 
 

@@ -27,8 +27,9 @@ class SmallCNN(Classifier):
     # NAD's default attention maps: the outputs of the 2nd and 3rd conv blocks.
     attention_layers = ("features.1", "features.2")
     # Channels-last: max-pooling a channels-first map is the slowest op of this model on a CPU;
-    # channels-last trains it 1.2-1.5x and evaluates it up to 2x faster on every kernel path
-    # measured (AMX, AVX2, default); bench/models.py prints the comparison.
+    # channels-last trains it 1.2-1.5x faster on every kernel path measured (AMX, AVX2, default)
+    # and evaluates it 2.1-2.6x faster with the AMX and AVX2 kernels, at par with the default
+    # ones; bench/models.py prints the comparison.
     memory_format = torch.channels_last
 
     @dataclass(frozen=True)

