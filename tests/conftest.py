@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 import tinyrepo
 from backdoorlab.attacks import Attack, build_attack
@@ -117,10 +118,20 @@ def planted() -> Planted:
 
 
 @pytest.fixture(scope="session")
-def tiny_repo_base(tmp_path_factory) -> Path:
-    """The tiny profile reproduced and committed once per session (~1.5 min on two cores).
-    Read-only: tests that change anything use `tiny_repo`."""
-    return tinyrepo.build(tmp_path_factory.mktemp("tiny_base") / "repo")
+def tiny_repo_base(tmp_path_factory, worker_id) -> Path:
+    """The tiny profile reproduced and committed once per session (~1.5 min on two cores), and
+    once for all of `make test`'s xdist workers: the first to ask builds it in their shared
+    temporary folder while the others wait on a file lock. Read-only: tests that change anything
+    use `tiny_repo`."""
+    if worker_id == "master":  # not under xdist
+        return tinyrepo.build(tmp_path_factory.mktemp("tiny_base") / "repo")
+    shared = tmp_path_factory.getbasetemp().parent / "tiny_base"
+    shared.mkdir(exist_ok=True)
+    with FileLock(str(shared / "lock")):
+        if not (shared / "built").exists():
+            tinyrepo.build(shared / "repo")
+            (shared / "built").touch()
+    return shared / "repo"
 
 
 @pytest.fixture

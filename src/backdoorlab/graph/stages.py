@@ -52,7 +52,9 @@ class Stage:
     cells: dict[str, dict[str, Any]] | None = None  # key -> item; item["code"]: the cell's own files
 
     def render(self, root: Path, wdir: str | None) -> dict[str, Any]:
-        shared = [self.script, *sorted({relative(p) for p in closure(root / self.script)} | set(self.code))]
+        folders = tuple(f"{dep}/" for dep in self.deps if (root / dep).is_dir())  # declared whole: files inside are in
+        shared = [self.script, *sorted(f for f in {relative(p) for p in closure(root / self.script)} | set(self.code)
+                                       if not f.startswith(folders))]
         body: dict[str, Any] = {"wdir": wdir} if wdir else {}
         body["cmd"] = self.cmd
         slots = 0
