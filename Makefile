@@ -3,10 +3,13 @@
 #   make test    runs the test suite, then its planted-effect tests on a second CPU kernel path
 #                (and installs chromium with apt-get if it is missing)
 #   make repro-full  everything: the full matrix (dvc repro full/dvc.yaml: every attack x every defense, with
-#                    sequela), reports/attacks/, the paradigms and the regimes
+#                    sequela), reports/attacks/, the paradigms, the regimes and the fidelity map
 #   make repro-attacks  every attack x the default run's defenses (its report in reports/attacks/)
 #   make repro-paradigms  the transfer and encoder paradigms (dvc repro full/paradigms/dvc.yaml; reports/paradigms/)
 #   make repro-regimes  the membership-inference regime (dvc repro full/regimes/dvc.yaml; reports/regimes/)
+#   make repro-fidelity  the fidelity map: defenses against the defender's amount of data (reports/fidelity/)
+#   make paper-check CIFAR=DIR  the paper profile's BadNets and Blended x none/FT/SFT/D3 on one GPU, in at most
+#                    10 minutes (bench/paper_check.py; DIR holds cifar-10-batches-bin/) -> reports/paper_check/
 #   make dag         regenerate dvc.yaml and full/*/dvc.yaml from params.yaml and the stages' imports (scripts/dag.py)
 #   make params      recompose params.yaml from conf/ after editing it (`make params O="data=cifar10 model=vgg16_bn"`)
 PYTHON ?= python3.11
@@ -17,7 +20,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro repro-full repro-attacks repro-paradigms repro-regimes dag params test bench bench-launch install chromium
+.PHONY: repro repro-full repro-attacks repro-paradigms repro-regimes repro-fidelity paper-check dag params test bench bench-launch install chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -32,8 +35,8 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 repro-full: $(STAMP)
-	$(BIN)/python -m backdoorlab.pipeline.checks default full paradigms regimes
-	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report full/paradigms/dvc.yaml full/regimes/dvc.yaml
+	$(BIN)/python -m backdoorlab.pipeline.checks default full paradigms regimes fidelity
+	$(BIN)/dvc repro full/dvc.yaml full/attacks/dvc.yaml:report full/paradigms/dvc.yaml full/regimes/dvc.yaml full/fidelity/dvc.yaml
 
 repro-attacks: $(STAMP)
 	$(BIN)/python -m backdoorlab.pipeline.checks default full
@@ -46,6 +49,14 @@ repro-paradigms: $(STAMP)
 repro-regimes: $(STAMP)
 	$(BIN)/python -m backdoorlab.pipeline.checks default regimes
 	$(BIN)/dvc repro full/regimes/dvc.yaml
+
+repro-fidelity: $(STAMP)
+	$(BIN)/python -m backdoorlab.pipeline.checks default fidelity
+	$(BIN)/dvc repro full/fidelity/dvc.yaml
+
+CIFAR ?= data/external/cifar10
+paper-check: $(STAMP)
+	$(BIN)/python bench/paper_check.py --root $(CIFAR)
 
 dag: $(STAMP)
 	$(BIN)/python scripts/dag.py

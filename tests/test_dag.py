@@ -10,8 +10,10 @@ from pathlib import Path
 import yaml
 
 from backdoorlab.config import load_params
+from backdoorlab.fidelity import fidelity_cells, fidelity_settings
 from backdoorlab.graph import blocks
 from backdoorlab.graph.stages import MODEL_TEMPLATE
+from backdoorlab.layout import sized_instance
 from backdoorlab.snapshot import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +44,10 @@ def test_every_cell_runs_once_at_its_seeds():
                   for s in grid.seeds_of(a, d)}
     victims = {f"{v}-{d}-s{grid.seeds[0]}" for v in grid.victims() for d in grid.main}
     regimes = {f"{v}-{d}-s{grid.seeds[0]}" for v in grid.regime_victims() for d in grid.regime_defenses}
-    assert sorted(defend) == sorted(standalone | victims | regimes)
+    settings = fidelity_settings(PARAMS)
+    fidelity = {f"{c.attack}-{sized_instance(c.defense, c.fraction)}-s{s}" for c in fidelity_cells(PARAMS, settings)
+                if not c.in_default_run for s in grid.seeds}
+    assert sorted(defend) == sorted(standalone | victims | regimes | fidelity)
     assert sum(len(cells_of(path, "defend")) for path in FILES) == len(defend)  # no cell in two blocks
     default_run = [ROOT / blocks.pipeline_file("default", s) for s in [None, *grid.seeds[1:]]]
     assert {f"badnets-{d}-s{s}" for d in grid.defenses for s in grid.seeds} <= {

@@ -89,6 +89,24 @@ def test_calibration_with_nothing_within_budget_keeps_the_weakest_and_says_so(pl
     assert not result.within_budget and result.chosen == 2.0
 
 
+@pytest.mark.parametrize("method", ["ft", "sft", "d3"])
+def test_every_default_grid_starts_at_a_near_no_op(planted, method):
+    """The weakest setting of a calibrated instance's default grid barely moves the model: within
+    the default 5-point budget on the defender's validation data, and the backdoor stays (so "over
+    budget" can only mean that nothing removes it within budget). D3's floor keeps the classifier
+    at its weakest value only; its stronger values re-draw it, as the authors' D3 does."""
+    spec = build_defense("x_cal", {"method": method, "calibrate": {"budget": 0.05}})
+    weakest = spec.calibration.candidates[0][1]
+    model = planted.model()
+    before = accuracy(model, planted.validation, CPU)
+    after = weakest.apply(model, planted.context()).model
+    assert accuracy(after, planted.validation, CPU) >= before - 0.05
+    assert planted.metrics(after)["asr"] > 0.5 * planted.before["asr"]
+    if method == "d3":
+        assert weakest.config.warm_start == "keep"
+        assert {d.config.warm_start for _, d in spec.calibration.candidates[1:]} == {"random"}
+
+
 def test_a_calibrated_knob_set_twice_or_unknown_is_a_config_error():
     with pytest.raises(ConfigError, match=r"defenses.x.lr: is calibrated"):
         build_defense("x", {"method": "ft", "lr": 0.1, "calibrate": {}})

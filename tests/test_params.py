@@ -89,6 +89,13 @@ def edited(path: str, value) -> dict:
     ("grid.seeds", [0, "one"], "grid.seeds[1]"),
     ("grid.seeds", [True], "grid.seeds[0]"),
     ("landscape.defenses", ["ft", "nc"], "landscape.defenses[1]"),  # not a default-run cell
+    ("fidelity.defender_fractions", [0.02, 1.5], "fidelity.defender_fractions[1]"),  # larger than the training set
+    ("fidelity.defender_fractions", [0.0], "fidelity.defender_fractions[0]"),
+    ("fidelity.defender_fractions", [0.1, 0.1], "fidelity.defender_fractions"),
+    ("fidelity.defender_fractions", [], "fidelity.defender_fractions"),
+    ("fidelity.attacks", ["badnets", "sig"], "fidelity.attacks[1]"),  # not a default-run victim
+    ("fidelity.defenses", ["ft", "magic"], "fidelity.defenses[1]"),
+    ("fidelity.defenses", ["none", "ft"], "fidelity.defenses[0]"),  # the reference, not a cell
 ])
 def test_bad_value_names_its_key(path, value, key):
     with pytest.raises(ConfigError) as error:

@@ -25,7 +25,9 @@ Cells of the full matrix only (an attack of ``grid.more_attacks`` or a defense o
 ``grid.more_defenses``) keep their records under ``reports/records/full/<block>/`` and the extra
 attacks' previews and landscapes under ``reports/attacks/``, so a report, which depends on whole
 folders, never pulls in stages it does not show; the paradigms' and regimes' records live under
-``reports/records/paradigms/`` and ``reports/records/regimes/``.
+``reports/records/paradigms/`` and ``reports/records/regimes/``. The fidelity map's cells (a
+default-run victim against a defense instance that holds another share of the clean data, named
+``<defense>_<percent>pct``) keep theirs under ``reports/records/fidelity/``.
 """
 
 from __future__ import annotations
@@ -129,6 +131,17 @@ def paradigm_records(kind: str, name: str) -> Path:
 
 def implant_record(victim: str, seed: int) -> Path:
     return RECORDS / "paradigms" / "implant" / victim / f"{seed_dir(seed)}.json"
+
+
+def sized_instance(defense: str, fraction: float) -> str:
+    """A defense instance run with ``fraction`` of the training set as its clean data, as the
+    fidelity map names it: ``ft_2pct``, ``d3_cal_2p5pct`` (DVC stage names allow no dot)."""
+    return f"{defense}_{100 * fraction:g}pct".replace(".", "p")
+
+
+def fidelity_cell_dir(victim: str, instance: str, seed: int) -> Path:
+    """A fidelity-map cell's records (``instance``: a :func:`sized_instance` name)."""
+    return RECORDS / "fidelity" / "cells" / f"{victim}-{instance}" / seed_dir(seed)
 
 
 def in_default_run(params: Params, attack: str, defense: str | None = None) -> bool:

@@ -14,7 +14,7 @@ part (``validation``) on which the defender may measure what its defense costs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -60,10 +60,16 @@ class DefenseOutcome:
 class Strength:
     """The knob that trades backdoor removal against clean accuracy, with a default grid of its
     values ordered **weakest first** (for D3's ``lam`` that is descending: a smaller weight on
-    the clean loss pushes harder). Calibration searches this grid."""
+    the clean loss pushes harder). Calibration searches this grid.
+
+    The grid's weakest value should be a near no-op, so that "no value within budget" means that
+    nothing removes the backdoor within budget, not that the grid started too strong. Where the
+    knob alone cannot get there, ``floor`` names the other settings its weakest value runs with
+    (D3 keeps the classifier instead of re-drawing it)."""
 
     knob: str
     grid: Sequence[float]
+    floor: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Defense:

@@ -11,7 +11,10 @@ generalised to any defense. Nothing but the validation accuracy enters the choic
 ``search: bisect`` assumes accuracy falls as strength grows and finds the boundary in about
 log2(grid) runs; ``search: grid`` runs every value (a complete curve, at the cost of one run per
 value). A run whose training diverges (NaN loss) counts as outside the budget. If no value is
-within budget, the weakest is kept and ``within_budget`` says so.
+within budget, the weakest is kept and ``within_budget`` says so. Every method's default grid
+starts at a near no-op (its :class:`~backdoorlab.defenses.base.Strength` ``floor``: D3's weakest
+value also keeps the classifier instead of re-drawing it), so "not within budget" means that even
+the weakest setting costs more than the budget on this defender's validation data.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Calibration:
     knob: str
     search: str
     candidates: list[tuple[float, Defense]]  # weakest first
+    floor: dict[str, Any]  # the settings the weakest candidate runs with besides its knob value
 
 
 def build_calibration(cls: type[Defense], section: Mapping[str, Any], key: str,
@@ -66,11 +70,14 @@ def build_calibration(cls: type[Defense], section: Mapping[str, Any], key: str,
     require(knob in fields, f"{key}.calibrate.knob",
             f"{knob!r} is not a parameter of {section['method']!r} (parameters: {', '.join(sorted(fields))})")
     require(knob not in section, f"{key}.{knob}", "is calibrated: set it in calibrate.grid, not here")
-    grid = settings.grid if settings.grid is not None else (strength.grid if strength and knob == strength.knob else None)
+    default = strength is not None and knob == strength.knob and settings.grid is None
+    grid = settings.grid if settings.grid is not None else (strength.grid if default else None)
     require(grid is not None, f"{key}.calibrate.grid", f"no default grid for knob {knob!r}: give one")
-    candidates = [(value, cls(parse_section(cls.Config, {**section, knob: value}, key, ignore=ignore)))
-                  for value in grid]
-    return Calibration(settings.budget, knob, settings.search, candidates)
+    floor = dict(strength.floor) if default else {}
+    candidates = [(value, cls(parse_section(cls.Config, {**section, **(floor if i == 0 else {}), knob: value}, key,
+                                            ignore=ignore)))
+                  for i, value in enumerate(grid)]
+    return Calibration(settings.budget, knob, settings.search, candidates, floor)
 
 
 @dataclass

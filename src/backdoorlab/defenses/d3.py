@@ -63,8 +63,10 @@ def set_batchnorm_eval(model: nn.Module) -> None:
 
 @DEFENSES.register("d3")
 class DistanceDrivenDetoxification(Defense):
-    # A smaller weight on the clean-loss constraint lets the distance grow more.
-    strength = Strength("lam", (20.0, 10.0, 5.0, 2.0, 1.0, 0.5))
+    # A smaller weight on the clean-loss constraint lets the distance grow more. The weakest value
+    # also keeps the classifier: the re-draw alone costs a small model about 5 validation points
+    # whatever lam is (lam 20 to 1000 measured alike), so without it no value would be a near no-op.
+    strength = Strength("lam", (1000.0, 20.0, 10.0, 5.0, 2.0, 1.0, 0.5), floor={"warm_start": "keep"})
 
     @dataclass(frozen=True)
     class Config:

@@ -19,8 +19,9 @@ from backdoorlab.training.schedules import phases, triangular
 
 @DEFENSES.register("sft")
 class SuperFineTuning(Defense):
-    # A larger first-phase peak pushes the weights further.
-    strength = Strength("peak_lr_1", (0.25, 0.5, 1.0, 1.5, 2.0, 2.5))
+    # A larger first-phase peak pushes the weights further; the weakest, the second phase's peak,
+    # makes phase one plain fine-tuning at LR 0.03-0.05 (a near no-op on the backdoor).
+    strength = Strength("peak_lr_1", (0.05, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5))
 
     @dataclass(frozen=True)
     class Config:

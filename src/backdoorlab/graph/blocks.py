@@ -19,6 +19,8 @@ file runs its other seeds too, as they are upstream of its report:
     full/dvc.yaml            the full matrix's report (every cell, default run included) -> reports/full/
     full/paradigms/dvc.yaml  the transfer and encoder paradigms and their report -> reports/paradigms/
     full/regimes/dvc.yaml    the training regimes and their report -> reports/regimes/
+    full/fidelity/dvc.yaml   the fidelity map: the default run's victims against defenders holding
+                             each share of fidelity.defender_fractions, and its report -> reports/fidelity/
 
 Which cells run at every seed: :meth:`backdoorlab.config.GridSettings.seeds_of`. Written by
 ``scripts/dag.py`` (``make dag``) from params.yaml; ``--check`` fails when a committed file differs
@@ -34,6 +36,7 @@ import yaml
 
 from backdoorlab import layout
 from backdoorlab.config import Params, check_full_grid, check_paradigm_grid, check_regime_grid
+from backdoorlab.fidelity import fidelity_cells, fidelity_settings
 from backdoorlab.graph import stages
 from backdoorlab.graph.stages import Stage, Victim, victims
 
@@ -56,6 +59,9 @@ WHAT = {
             "#     dvc repro full/dvc.yaml     (runs every stale stage of every block, and the default run)",
     "paradigms": "The transfer and encoder paradigms (grid.paradigms x grid.paradigm_attacks) against grid.main,\n"
                  "# and their report -> reports/paradigms/:   dvc repro full/paradigms/dvc.yaml",
+    "fidelity": "The fidelity map: the default run's victims (fidelity.attacks) against fidelity.defenses with the\n"
+                "# defender holding each share of fidelity.defender_fractions, and its report -> reports/fidelity/:\n"
+                "#     dvc repro full/fidelity/dvc.yaml",
     "regimes": "The training regimes (grid.regimes x grid.regime_attacks, params.yaml's regimes) against\n"
                "# grid.regime_defenses, and their report -> reports/regimes/:   dvc repro full/regimes/dvc.yaml",
 }
@@ -137,6 +143,17 @@ def regime_block(params: Params) -> dict[str, Stage]:
             "report": stages.report(params, "regimes", ["reports/records/regimes"], ["reports/regimes/triggers"], ["regimes"])}
 
 
+def fidelity_block(params: Params) -> dict[str, Stage]:
+    """The map's cells that the default run does not already have, at every seed, and its report."""
+    settings = fidelity_settings(params)
+    own = {(v.attack, v.seed): v for v in victims(params, settings.attacks)}
+    grid = [(own[(cell.attack, seed)], cell.defense, cell.fraction)
+            for cell in fidelity_cells(params, settings) if not cell.in_default_run
+            for seed in params.grid.seeds]
+    return {"defend": stages.sized_defend(params, grid),
+            "report": stages.fidelity_report(["reports/records/cells", "reports/records/fidelity"])}
+
+
 def render(root: Path, block: dict[str, Stage], what: str, depth: int) -> str:
     wdir = "/".join([".."] * depth) or None
     body: dict[str, object] = {"vars": [f"{wdir}/params.yaml"]} if wdir else {}
@@ -177,7 +194,8 @@ def address(block: str, stage: str, seed: int | None = None) -> str:
 def generate(root: Path, params: Params) -> dict[Path, str]:
     """Every pipeline file's text, by path."""
     blocks: dict[str, dict[str, Stage]] = {"default": default_run(params), **full_blocks(params),
-                                           "paradigms": paradigm_block(params), "regimes": regime_block(params)}
+                                           "paradigms": paradigm_block(params), "regimes": regime_block(params),
+                                           "fidelity": fidelity_block(params)}
     files = {}
     for name, block in blocks.items():
         for seed, stages_ in split_by_seed(block, params.grid.seeds[0]).items():

@@ -172,21 +172,43 @@ def cell_key(victim: Victim, defense: str) -> str:
     return f"{victim.name}-{defense}-{layout.seed_dir(victim.seed)}"
 
 
+def defend_item(params: Params, victim: Victim, defense: str, name: str, record: Path) -> dict[str, Any]:
+    """A defend cell's item: ``defense`` the instance it runs, ``name`` what its model is saved as."""
+    return {**victim.item(params), "defense": defense,
+            "code": cell_code(params, attack=victim.attack, defense=defense,
+                              paradigm=layout.paradigm_of(params, victim.name)),
+            "backdoored": str(layout.model_file(victim.name, victim.seed, "backdoored")),
+            "trigger": str(layout.trigger_file(victim.name, victim.seed)),
+            "model": str(layout.model_file(victim.name, victim.seed, name)), "record": str(record)}
+
+
+DEFEND_PARAMS = [*SHARED, "train.augment", "data.validation_fraction", "utility", "attacks.${item.attack}",
+                 "defenses.${item.defense}"]
+
+
 def defend(params: Params, grid: list[tuple[Victim, str]]) -> Stage:
-    cells = {cell_key(v, d): {**v.item(params), "defense": d,
-                              "code": cell_code(params, attack=v.attack, defense=d,
-                                                paradigm=layout.paradigm_of(params, v.name)),
-                              "backdoored": str(layout.model_file(v.name, v.seed, "backdoored")),
-                              "trigger": str(layout.trigger_file(v.name, v.seed)),
-                              "model": str(layout.model_file(v.name, v.seed, d)),
-                              "record": str(layout.cell_dir(params, v.name, d, v.seed) / "defense.json")}
+    cells = {cell_key(v, d): defend_item(params, v, d, d, layout.cell_dir(params, v.name, d, v.seed) / "defense.json")
              for v, d in grid}
     paradigm_task = any(layout.paradigm_of(params, v.name) for v, _ in grid)
     return Stage("stages/defend.py", "python stages/defend.py ${item.victim} ${item.defense} --seed ${item.seed}",
                  deps=["data/prepared", "${item.backdoored}", "${item.trigger}"],
-                 params=[*SHARED, "train.augment", "data.defense_fraction", "data.validation_fraction", "utility",
-                         "attacks.${item.attack}", "defenses.${item.defense}",
+                 params=[*DEFEND_PARAMS, "data.defense_fraction",
                          *(["paradigms.${item.prefix}.method", "paradigms.${item.prefix}.task"] if paradigm_task else [])],
+                 outs=["${item.model}", "${item.record}"], code=model_code(), cells=cells)
+
+
+def sized_defend(params: Params, grid: list[tuple[Victim, str, float]]) -> Stage:
+    """The fidelity map's cells: a defense instance whose defender holds ``fraction`` of the training
+    set (named ``<defense>_<percent>pct``; the share is in the command, not in params)."""
+    cells = {}
+    for v, d, fraction in grid:
+        name = layout.sized_instance(d, fraction)
+        cells[cell_key(v, name)] = {**defend_item(params, v, d, name, layout.fidelity_cell_dir(v.name, name, v.seed)
+                                                  / "defense.json"), "fraction": fraction}
+    return Stage("stages/defend.py",
+                 "python stages/defend.py ${item.victim} ${item.defense} --seed ${item.seed} "
+                 "--clean-fraction ${item.fraction}",
+                 deps=["data/prepared", "${item.backdoored}", "${item.trigger}"], params=DEFEND_PARAMS,
                  outs=["${item.model}", "${item.record}"], code=model_code(), cells=cells)
 
 
@@ -342,6 +364,16 @@ def retrain(params: Params, grid: list[tuple[Victim, str]]) -> Stage:
                  params=[*SHARED, "train", "data.defense_fraction", "data.validation_fraction", "utility",
                          "attacks.${item.attack}", "cleansers.${item.cleanser}"],
                  outs=["${item.model}", "${item.record}"], code=model_code(), cells=cells)
+
+
+def fidelity_report(records: list[str]) -> Stage:
+    """The fidelity map's table and figure (reports/fidelity/), from the default run's cells and
+    the map's own."""
+    return Stage("stages/fidelity.py", "python stages/fidelity.py", deps=[str(layout.RECORDS / "data.json"), *records],
+                 params=["fidelity", "grid.attacks", "grid.defenses", "grid.seeds", "data.defense_fraction",
+                         "data.validation_fraction", "report"],
+                 metrics=["reports/fidelity/summary.json"],
+                 plots=["reports/fidelity/tables", "reports/fidelity/figures", "reports/fidelity/README.md"])
 
 
 def report(params: Params, scope: str, records: list[str], figures: list[str], sections: list[str]) -> Stage:

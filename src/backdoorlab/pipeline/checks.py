@@ -20,6 +20,7 @@ from backdoorlab.cleansing.base import build_cleanser
 from backdoorlab.config import Params, check_full_grid, check_paradigm_grid, check_regime_grid, load_params
 from backdoorlab.defenses.spec import build_defense
 from backdoorlab.errors import ConfigError
+from backdoorlab.fidelity import fidelity_settings
 from backdoorlab.models.base import ModelSpec, build_model
 from backdoorlab.paradigms.base import check_task_attack
 from backdoorlab.pipeline.victims import paradigm, regime_recipe, regime_settings
@@ -28,8 +29,8 @@ from backdoorlab.reporting.landscape import LandscapeSettings
 from backdoorlab.sequela.base import parse_sequela
 from backdoorlab.settings import parse_section, require
 
-Block = Literal["default", "full", "paradigms", "regimes"]
-BLOCKS: tuple[Block, ...] = ("default", "full", "paradigms", "regimes")
+Block = Literal["default", "full", "paradigms", "regimes", "fidelity"]
+BLOCKS: tuple[Block, ...] = ("default", "full", "paradigms", "regimes", "fidelity")
 
 
 def data_shape(params: Params) -> tuple[tuple[int, int, int], int]:
@@ -89,6 +90,8 @@ def check_params(params: Params, blocks: Iterable[Block] = ("default",)) -> None
         check_defenses(params, grid.regime_defenses)
         for name in grid.regimes:
             regime_settings(params, name)
+    if "fidelity" in blocks:
+        check_defenses(params, fidelity_settings(params).defenses)
 
 
 def main() -> None:

@@ -33,10 +33,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} ({usage})\n")
 
 
-def stage_arguments(doc: str | None, *names: str, seeded: bool = False) -> argparse.Namespace:
-    """Parse a stage's positional arguments (``attack``, ``defense``; ``"attack?"``: optional) and,
-    for a replicated stage, ``--seed``; a wrong or missing one is one line and exit 2 (names are
-    checked against params.yaml by :func:`require_known`, the seed by :func:`replicate`)."""
+def stage_arguments(doc: str | None, *names: str, seeded: bool = False, sized: bool = False) -> argparse.Namespace:
+    """Parse a stage's positional arguments (``attack``, ``defense``; ``"attack?"``: optional),
+    for a replicated stage ``--seed``, and for a defense stage (``sized``) ``--clean-fraction``; a
+    wrong or missing one is one line and exit 2 (names are checked against params.yaml by
+    :func:`require_known`, the seed by :func:`replicate`)."""
     parser = OneLineParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     for name in names:
         parser.add_argument(name.rstrip("?"), nargs="?" if name.endswith("?") else None,
@@ -44,6 +45,10 @@ def stage_arguments(doc: str | None, *names: str, seeded: bool = False) -> argpa
     if seeded:
         parser.add_argument("--seed", type=int, default=None,
                             help="the replicate (one of grid.seeds; default: the first)")
+    if sized:
+        parser.add_argument("--clean-fraction", type=float, default=None,
+                            help="the defender's share of the training set, instead of the instance's own "
+                                 "(a fidelity-map cell, named <defense>_<percent>pct)")
     return parser.parse_args()
 
 

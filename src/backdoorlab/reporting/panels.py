@@ -16,12 +16,13 @@ PANELS_PER_ROW = 4
 MAX_ASPECT = 4.0  # width / height of a whole figure
 
 
-def panels(count: int, width: float = 5.0, height: float = 3.8) -> tuple[plt.Figure, list[plt.Axes]]:
+def panels(count: int, width: float = 5.0, height: float = 3.8,
+           columns: int | None = None) -> tuple[plt.Figure, list[plt.Axes]]:
     """``count`` panels of about ``width`` x ``height`` inches: as many to a row as the aspect rule
-    allows (at most four), the unused ones hidden. A panel wider than the rule allows on its own is
-    made taller."""
+    allows (at most four, or ``columns`` if fewer: a grid whose rows mean something), the unused
+    ones hidden. A panel wider than the rule allows on its own is made taller."""
     height = max(height, width / MAX_ASPECT)
-    columns = max(1, min(count, PANELS_PER_ROW, int(MAX_ASPECT * height // width)))
+    columns = max(1, min(count, columns or PANELS_PER_ROW, PANELS_PER_ROW, int(MAX_ASPECT * height // width)))
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
     flat = list(axes.flat)
