@@ -21,10 +21,11 @@ from matplotlib.ticker import NullFormatter
 
 from backdoorlab.config import Params
 from backdoorlab.fidelity import FidelityCell, FidelitySettings
-from backdoorlab.layout import cell_dir, fidelity_cell_dir, sized_instance
+from backdoorlab.layout import fidelity_cell_dir, sized_instance
 from backdoorlab.reporting.figures import save
 from backdoorlab.reporting.panels import panels
-from backdoorlab.reporting.summary import read_record
+from backdoorlab.reporting.summary import aggregate, defense_records, read_record
+from backdoorlab.reporting.tables import with_interval
 from backdoorlab.reporting.verdicts import Interval, interval
 
 Row = dict[str, Any]
@@ -33,8 +34,7 @@ Row = dict[str, Any]
 def cell_records(params: Params, cell: FidelityCell) -> dict[int, dict[str, Any]]:
     """The cell's record at every seed: the default run's own, or the map's ``<defense>_<pct>pct``."""
     if cell.in_default_run:
-        return {seed: read_record(cell_dir(params, cell.attack, cell.defense, seed) / "defense.json",
-                                  f"defend@{cell.attack}-{cell.defense}-s{seed}") for seed in params.grid.seeds}
+        return defense_records(params, cell.attack, cell.defense)
     name = sized_instance(cell.defense, cell.fraction)
     return {seed: read_record(fidelity_cell_dir(cell.attack, name, seed) / "defense.json",
                               f"defend@{cell.attack}-{name}-s{seed}") for seed in params.grid.seeds}
@@ -51,39 +51,26 @@ def claim(cost: Interval, asr: Interval, collapsed: bool, settings: FidelitySett
 
 def map_row(params: Params, settings: FidelitySettings, cell: FidelityCell,
             reference: dict[int, dict[str, Any]]) -> Row:
-    """One point of the map, over seeds (``reference``: the undefended cell at each seed)."""
+    """One point of the map, over seeds (``reference``: the undefended cell at each seed): the
+    cell's own summary over seeds (as every report aggregates a cell), its CA cost and its claim."""
     records = cell_records(params, cell)
+    summary = aggregate(params, records)
     confidence = params.report.confidence
     cost = interval([reference[s]["ca"] - r["ca"] for s, r in records.items()], confidence)
     asr = interval([r["asr"] for r in records.values()], confidence)
-    ca = interval([r["ca"] for r in records.values()], confidence)
-    flags = [bool(r["collapsed"]) for r in records.values()]
     first = next(iter(records.values()))
-    calibrations = [r.get("calibration") for r in records.values()]
-    calibrated = all(calibrations)
     return {"attack": cell.attack, "defense": cell.defense, "fraction": cell.fraction,
             "images": first["fit_samples"] + first["validation_samples"], "validation_images": first["validation_samples"],
-            "n_seeds": len(records), "ca": ca.mean, "ca_half": ca.half, "ca_cost": cost.mean, "ca_cost_half": cost.half,
-            "asr": asr.mean, "asr_half": asr.half, "collapsed_seeds": sum(flags),
-            "claim": claim(cost, asr, 2 * sum(flags) >= len(flags), settings),
-            "calibrated": (f"{calibrations[0]['knob']}=" + ",".join(f"{c['chosen']:g}" for c in calibrations)
-                           if calibrated else ""),
-            "within_budget": (sum(bool(c["within_budget"]) for c in calibrations) / len(calibrations)
-                              if calibrated else None),
-            "seconds": sum(r["seconds"] for r in records.values()) / len(records),
-            "in_default_run": cell.in_default_run}
+            "n_seeds": summary["n_seeds"], "ca": summary["ca"], "ca_half": summary["ca_half"],
+            "ca_cost": cost.mean, "ca_cost_half": cost.half, "asr": summary["asr"], "asr_half": summary["asr_half"],
+            "collapsed_seeds": summary["collapsed_seeds"], "claim": claim(cost, asr, summary["collapsed"], settings),
+            "calibrated": summary.get("calibrated", ""), "within_budget": summary.get("within_budget"),
+            "seconds": summary["seconds"], "in_default_run": cell.in_default_run}
 
 
 def map_rows(params: Params, settings: FidelitySettings, cells: list[FidelityCell]) -> list[Row]:
-    references = {attack: {seed: read_record(cell_dir(params, attack, "none", seed) / "defense.json",
-                                             f"defend@{attack}-none-s{seed}") for seed in params.grid.seeds}
-                  for attack in settings.attacks}
+    references = {attack: defense_records(params, attack, "none") for attack in settings.attacks}
     return [map_row(params, settings, cell, references[cell.attack]) for cell in cells]
-
-
-def points(value: float, half: float | None) -> str:
-    """Percentage points, ``± half-width`` when there is an interval."""
-    return f"{100 * value:.1f}" if half is None else f"{100 * value:.1f} ± {100 * half:.1f}"
 
 
 def fidelity_markdown(rows: list[Row]) -> str:
@@ -94,7 +81,7 @@ def fidelity_markdown(rows: list[Row]) -> str:
         mine = [r for r in rows if r["attack"] == attack]
         sizes = list(dict.fromkeys((r["fraction"], r["images"]) for r in mine))
         frame = pd.DataFrame({f"{images:,} images ({100 * fraction:g}%)": {
-            r["defense"]: f"{points(r['ca_cost'], r['ca_cost_half'])} / {points(r['asr'], r['asr_half'])} ({r['claim']})"
+            r["defense"]: f"{with_interval(r, 'ca_cost')} / {with_interval(r, 'asr')} ({r['claim']})"
             for r in mine if r["fraction"] == fraction} for fraction, images in sizes})
         frame.index.name = f"{attack}: CA cost / ASR"
         parts.append(frame.to_markdown())
