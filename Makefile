@@ -68,9 +68,11 @@ params: $(STAMP)
 # with ATen's portable kernels and oneDNN held to AVX2, so a test that holds on one kernel path only
 # fails here, not on a reviewer's machine of another CPU type.
 # Two workers, a test file each at a time (module fixtures stay in one process): the long tests
-# run tiny pipelines whose stages are one-thread processes, so one core would otherwise idle.
+# run tiny pipelines whose stages are one-thread processes, so one core would otherwise idle. Each
+# worker computes on one thread (tests/conftest.py), and the files are handed out in conftest's
+# order, the longest pipelines first, not xdist's (the most tests first).
 SECOND_KERNEL_PATH := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
-PARALLEL := -n 2 --dist loadfile
+PARALLEL := -n 2 --dist loadfile --no-loadscope-reorder
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PARALLEL)
 	$(SECOND_KERNEL_PATH) $(BIN)/python -m pytest $(PARALLEL) -m planted

@@ -6,7 +6,7 @@
   non-zero exit code, the failing stage's own stderr in the report, threads per CPU;
 - the tiny profile through the launcher (2 workers of 1 CPU, a separate shared cache) as on a fresh
   clone, whose committed locks name outputs absent from the cache: each stage runs exactly once,
-  the collect step and a later `dvc repro` run none, and `reports/summary.json` equals a plain
+  the collect step and a later `dvc repro` run none, and each cell's record equals a plain
   sequential run's.
 """
 
@@ -205,28 +205,32 @@ def test_pipeline_option_plans_only_what_dvc_repro_of_that_file_would_run(toy_re
 
 # -- the tiny grid ---------------------------------------------------------------------------------
 
-# A slice of the tiny grid, without the full matrix's files (full/ but for the default run's second
-# seed, full/default/), so the test launches 23 stages (ft, sft and d3 stay: the
-# landscape stage needs their models). Every cell in it has
-# the same params as in the session's tiny repository, so its numbers must be the same.
-SLICE = {"attacks": ["badnets"], "defenses": ["none", "ft", "sft", "d3"], "main": ["none", "ft"]}
+# A slice of the tiny grid: its first seed, BadNets against no defense and FT (the landscape along FT
+# alone), without the full matrix's files, so the test launches 12 stages. Every cell in it has the
+# same params as in the session's tiny repository, so each cell's record must be the same.
+SEED = tinyrepo.TINY["grid"]["seeds"][0]
+SLICE = {"attacks": ["badnets"], "defenses": ["none", "ft"], "main": ["none", "ft"], "seeds": [SEED]}
 
 
 def tiny_copy(dst: Path) -> Path:
     copy_sources(ROOT, dst)
     params = copy.deepcopy(tinyrepo.TINY)
     params["grid"].update(SLICE)
+    params["landscape"]["defenses"] = ["ft"]
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run([sys.executable, "scripts/dag.py"], dst)  # dvc.yaml follows the sliced grid (`make dag`)
-    for block in (dst / "full").iterdir():
-        if block.name != "default":
-            shutil.rmtree(block) if block.is_dir() else block.unlink()
+    shutil.rmtree(dst / "full")
     commit_all(dst)
     return dst
 
 
-def summary(repo: Path) -> dict:
-    return json.loads((repo / "reports" / "summary.json").read_text())
+def cell_records(repo: Path) -> dict[str, dict]:
+    """Each sliced cell's defense record at the slice's seed, less its wall time."""
+    records = {}
+    for cell in SLICE["defenses"]:
+        record = json.loads((repo / f"reports/records/cells/badnets-{cell}/s{SEED}/defense.json").read_text())
+        records[cell] = {key: value for key, value in record.items() if key != "seconds"}
+    return records
 
 
 # Every stage process appends its command line to $STAGE_RUNS: how often each stage really ran.
@@ -248,7 +252,7 @@ def test_tiny_grid_through_the_launcher_on_a_fresh_clone_runs_each_stage_once(tm
             shutil.copy(lock, launched / lock.relative_to(tiny_repo_base))
     # a committed `cache: false` output made elsewhere: the launcher must replace it, in the tasks
     # that read it and in the workspace, by what its own run made
-    curves = Path("reports/curves") / f"badnets-s{tinyrepo.TINY['grid']['seeds'][0]}.tsv"
+    curves = Path("reports/curves") / f"badnets-s{SEED}.tsv"
     (launched / curves).parent.mkdir(parents=True)
     (launched / curves).write_text((tiny_repo_base / curves).read_text() + "made elsewhere\n")
     commit_all(launched)
@@ -273,5 +277,4 @@ def test_tiny_grid_through_the_launcher_on_a_fresh_clone_runs_each_stage_once(tm
     assert (launched / curves).read_text() == (tiny_repo_base / curves).read_text()
     # The session's tiny repository is a plain sequential `dvc repro` of the same sources, with
     # one thread per stage as each launcher task had (tests/tinyrepo.py).
-    sequential = summary(tiny_repo_base)["badnets"]
-    assert summary(launched)["badnets"] == {cell: sequential[cell] for cell in SLICE["defenses"]}
+    assert cell_records(launched) == cell_records(tiny_repo_base)
