@@ -35,10 +35,14 @@ DOWNSTREAM = (0, 1, 2, 3, 4)
 SHADOW, TRAIN, TEST = pool_splits(1000, 5000, 1000)
 
 
+def paradigm_context(seed: int) -> ParadigmContext:
+    return ParadigmContext(train=TRAIN, shadow=SHADOW, spec=SMALL_CNN, recipe=RECIPE, device=CPU,
+                           seed=lambda *parts: derive_seed(seed, *parts), label="test")
+
+
 @pytest.fixture(scope="module")
 def ctx() -> ParadigmContext:
-    return ParadigmContext(train=TRAIN, shadow=SHADOW, spec=SMALL_CNN, recipe=RECIPE, device=CPU,
-                           seed=lambda *parts: derive_seed(0, *parts), label="test")
+    return paradigm_context(0)
 
 
 def downstream_task(ctx: ParadigmContext):
@@ -80,8 +84,7 @@ def test_transfer_model_source_carries_the_backdoor_and_some_survives_transfer()
     paradigm.check_attack(attack, "key")
     gaps = []
     for seed in range(3):
-        ctx = ParadigmContext(train=TRAIN, shadow=SHADOW, spec=SMALL_CNN, recipe=RECIPE, device=CPU,
-                              seed=lambda *parts, seed=seed: derive_seed(seed, *parts), label="test")
+        ctx = paradigm_context(seed)
         clean = paradigm.pretrain(ctx).model
         published = paradigm.implant(clean, attack, ctx)
         assert published.notes["source_asr"] > 0.9, published.notes  # the attacker's model carries it

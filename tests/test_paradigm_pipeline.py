@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 import tinyrepo
-from backdoorlab.compose import compose_params
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,12 +34,8 @@ MAIN = ["none", "ft"]
 
 @pytest.fixture(scope="module")
 def repo(tiny_repo_base, tmp_path_factory) -> Path:
-    repo = tinyrepo.clone(tiny_repo_base, tmp_path_factory.mktemp("paradigms") / "repo")
-    compose_params(repo / "params.yaml", [f"grid.main=[{','.join(MAIN)}]"], root=repo)
-    tinyrepo.run([sys.executable, "scripts/dag.py"], repo)
-    tinyrepo.commit(repo, "the paradigms against no defense and FT")
-    tinyrepo.dvc("repro", BLOCK, cwd=repo)
-    return repo
+    return tinyrepo.with_block(tiny_repo_base, tmp_path_factory.mktemp("paradigms") / "repo", BLOCK,
+                               [f"grid.main=[{','.join(MAIN)}]"])
 
 
 def test_every_victim_runs_to_the_report(repo):

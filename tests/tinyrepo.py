@@ -86,9 +86,15 @@ def clone(base: Path, dst: Path) -> Path:
     return dst
 
 
-def with_block(base: Path, dst: Path, block: str) -> Path:
-    """A private copy of a built repository with one more pipeline file (``full/<x>/dvc.yaml``) reproduced."""
+def with_block(base: Path, dst: Path, block: str, overrides: list[str] | None = None) -> Path:
+    """A private copy of a built repository with one more pipeline file (``full/<x>/dvc.yaml``)
+    reproduced; ``overrides`` (``key=value``, as `make params O=...`) are composed into its
+    params.yaml, its pipeline files regenerated and committed first."""
     repo = clone(base, dst)
+    if overrides:
+        compose_params(repo / "params.yaml", overrides, root=repo)
+        run([sys.executable, "scripts/dag.py"], repo)
+        commit(repo, "overrides: " + " ".join(overrides))
     dvc("repro", block, cwd=repo)
     return repo
 
