@@ -5,7 +5,7 @@
 
 Each setting changes one thing of the default params.yaml (model width, training-set size, epochs,
 augmentation) and runs, in a temporary copy of the repository, every `defend@*` cell of the default
-grid (and what it needs: prepare, poison, train), but not the sequela. For every cell it prints the
+grid at its first seed (and what it needs: prepare, poison, train), but not the sequela. For every cell it prints the
 test CA before and after, the ASR after, the share of the accuracy above chance kept on the test set
 and on the defender's validation set, and the collapse flag. A **silent collapse** is a cell that
 kept less than `utility.collapse_floor` of its test accuracy above chance without being flagged:
@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from backdoorlab.graph.blocks import pipeline_file
 from backdoorlab.metrics import retained_accuracy
 from backdoorlab.snapshot import copy_sources
 
@@ -56,7 +57,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def run_setting(name: str, changes: dict[str, Any], workdir: Path, threads: int) -> list[dict[str, Any]]:
-    """Reproduce every defend cell of the default grid with ``changes``; return one row per cell."""
+    """Reproduce every defend cell of the default grid at its first seed with ``changes``; return
+    one row per cell."""
     repo = workdir / name
     repo.mkdir()
     copy_sources(ROOT, repo)
@@ -70,7 +72,9 @@ def run_setting(name: str, changes: dict[str, Any], workdir: Path, threads: int)
                     ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", name]):
         subprocess.run(command, cwd=repo, check=True, env=env)
     started = time.perf_counter()
-    result = subprocess.run([str(BIN / "dvc"), "repro", "--glob", "defend@*"], cwd=repo, env=env,
+    seed = params["grid"]["seeds"][0]
+    targets = [f"{pipeline_file('default', (attack, seed))}:defend@*" for attack in params["grid"]["attacks"]]
+    result = subprocess.run([str(BIN / "dvc"), "repro", "--glob", *targets], cwd=repo, env=env,
                             capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
@@ -79,9 +83,9 @@ def run_setting(name: str, changes: dict[str, Any], workdir: Path, threads: int)
     floor = params["utility"]["collapse_floor"]
     rows = []
     for attack in params["grid"]["attacks"]:
-        before = json.loads((repo / f"reports/records/train/{attack}/metrics.json").read_text())
+        before = json.loads((repo / f"reports/records/train/{attack}/s{seed}/metrics.json").read_text())
         for defense in params["grid"]["defenses"]:
-            cell = json.loads((repo / f"reports/records/cells/{attack}-{defense}/defense.json").read_text())
+            cell = json.loads((repo / f"reports/records/cells/{attack}-{defense}/s{seed}/defense.json").read_text())
             test_kept = retained_accuracy(before["ca"], cell["ca"], 10)
             calibration = cell["calibration"]
             within = None

@@ -3,7 +3,8 @@
     python bench/sft_scale.py                      # the default run's BadNets victim, seed 0
     python bench/sft_scale.py --victim blended --fractions 0.05 0.2 --peaks 0.25 1 2.5
 
-Needs the default run's prepared data and victim (`dvc repro train@badnets-s0`). For each defender
+Needs the default run's prepared data and victim
+(`dvc repro full/default/badnets/s0/dvc.yaml:train@badnets-s0`). For each defender
 size and first-phase peak it runs SFT's phase one alone, then both phases, and prints what a
 defender can measure: accuracy on its held-out validation images, loss on its own training images,
 how far the weights moved (``|theta - theta0| / |theta0|``) and how far BatchNorm's running

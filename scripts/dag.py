@@ -1,4 +1,4 @@
-"""Write every pipeline file (dvc.yaml, full/*/dvc.yaml) from params.yaml and the stages' imports.
+"""Write every pipeline file (dvc.yaml, full/**/dvc.yaml) from params.yaml and the stages' imports.
 
     python scripts/dag.py            # rewrite the files (make dag)
     python scripts/dag.py --check    # exit 1 if one is out of date (tests/test_dag.py)
@@ -43,9 +43,16 @@ def main() -> None:
     for path in orphans:  # its stages would still run: DVC reads every dvc.yaml in the repository
         path.unlink()
         path.with_name("dvc.lock").unlink(missing_ok=True)
-        if not any(path.parent.iterdir()):
-            path.parent.rmdir()
+        remove_empty_folders(path.parent, stop=ROOT / "full")
     print(f"wrote {len(stale)} file(s), removed {len(orphans)}; {len(files) - len(stale)} already up to date")
+
+
+def remove_empty_folders(folder: Path, stop: Path) -> None:
+    """``folder`` and its parents below ``stop`` while they are empty (a victim's ``s<k>`` folder,
+    then the victim's)."""
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def generated_files(root: Path) -> list[Path]:

@@ -49,7 +49,7 @@ def test_every_cell_runs_once_at_its_seeds():
                 if not c.in_default_run for s in grid.seeds}
     assert sorted(defend) == sorted(standalone | victims | regimes | fidelity)
     assert sum(len(cells_of(path, "defend")) for path in FILES) == len(defend)  # no cell in two blocks
-    default_run = [ROOT / blocks.pipeline_file("default", s) for s in [None, *grid.seeds[1:]]]
+    default_run = [ROOT / blocks.pipeline_file("default", ("badnets", s)) for s in grid.seeds]
     assert {f"badnets-{d}-s{s}" for d in grid.defenses for s in grid.seeds} <= {
         key for path in default_run for key in cells_of(path, "defend")}
 
@@ -66,13 +66,15 @@ def test_the_lead_columns_run_at_every_seed_and_the_rest_at_the_first():
 def test_a_defense_cell_depends_on_its_own_method_not_on_the_others():
     """defend@badnets-nc-s0 runs defenses/nc.py (and its imports), never d3.py: an edit to one
     defense re-runs only that defense's cells."""
-    nc = cells_of(ROOT / "full" / "defenses" / "dvc.yaml", "defend")[f"badnets-nc-s{PARAMS.grid.seeds[0]}"]
+    first = PARAMS.grid.seeds[0]
+    nc = cells_of(ROOT / blocks.pipeline_file("defenses", ("badnets", first)), "defend")[f"badnets-nc-s{first}"]
     assert "src/backdoorlab/defenses/nc.py" in nc["code"]
     assert not any(f.startswith("src/backdoorlab/defenses/") and f.endswith(("d3.py", "sft.py", "fp.py"))
                    for f in nc["code"])
-    d3_cal = cells_of(ROOT / "dvc.yaml", "defend")[f"badnets-d3_cal-s{PARAMS.grid.seeds[0]}"]
+    badnets = ROOT / blocks.pipeline_file("default", ("badnets", first))
+    d3_cal = cells_of(badnets, "defend")[f"badnets-d3_cal-s{first}"]
     assert {"src/backdoorlab/defenses/d3.py", "src/backdoorlab/defenses/weight_anchor.py"} <= set(d3_cal["code"])
-    shared = stages(ROOT / "dvc.yaml")["defend"]["do"]["deps"]
+    shared = stages(badnets)["defend"]["do"]["deps"]
     assert "src/backdoorlab/defenses/calibration.py" in shared and "src/backdoorlab/config.py" in shared
     assert not any("/defenses/d3.py" in dep or "/attacks/badnets.py" in dep for dep in shared)
 
@@ -96,7 +98,8 @@ def test_every_stage_that_builds_a_model_follows_model_arch():
 def test_paradigm_stages_list_only_their_own_part_of_the_paradigm():
     """Each pre-training stage reads one part of `paradigms.<name>`, so a downstream change never
     re-runs pre-training or the implant (tests/test_paradigm_pipeline.py runs it)."""
-    block = stages(ROOT / "full" / "paradigms" / "dvc.yaml")
+    block = {name: stage for path in FILES if blocks.block_of(str(path.relative_to(ROOT))) == "paradigms"
+             for name, stage in stages(path).items()}
     parts = {name: {p.rsplit(".", 1)[1] for p in block[name]["do"]["params"] if p.startswith("paradigms.")}
              for name in ("upstream", "implant", "counterpart", "downstream")}
     assert parts == {"upstream": {"method", "task", "pretrain"}, "implant": {"method", "task", "implant"},
@@ -118,30 +121,33 @@ def test_every_committed_report_is_restorable_from_the_run_cache():
                 assert options.get("cache", True), f"{path.name}:{name}: uncached plain out {out}"
 
 
-def test_each_replicate_seed_has_its_own_pipeline_file():
-    """DVC rewrites a stage's whole dvc.lock after running it, so a block's cells at a replicate
-    seed live in a file of their own: no file mixes seeds, and the first seed stays in the block's."""
+def test_each_victim_at_each_seed_has_its_own_pipeline_file():
+    """DVC rewrites a stage's whole dvc.lock after running it, so each victim's stages at one seed
+    live in a file of their own, full/<block>/<victim>/s<k>/dvc.yaml: no file mixes victims or
+    seeds, and a block's own file holds only stages of no victim (data, pre-training, report)."""
     first = PARAMS.grid.seeds[0]
     for path in FILES:
-        seeds = {item["seed"] for stage in stages(path).values() for item in stage.get("foreach", {}).values()
-                 if "seed" in item}
-        folder = path.parent.name
-        if folder.startswith("s") and folder[1:].isdigit():
-            assert seeds == {int(folder[1:])}, path
+        items = [item for stage in stages(path).values() for item in stage.get("foreach", {}).values()]
+        folder = path.parent.relative_to(ROOT).parts
+        if len(folder) == 4:  # full, block, victim, seed
+            assert {(item["victim"], item.get("seed", first)) for item in items} == {(folder[2], int(folder[3][1:]))}, path
         else:
-            assert seeds <= {first}, path
+            assert not any("victim" in item for item in items), path
 
 
 def test_a_pipeline_file_no_longer_generated_is_removed(tmp_path):
-    """A seed taken off grid.seeds must not leave its file behind: DVC reads every dvc.yaml."""
+    """A seed taken off grid.seeds, or a victim off the grid, must not leave its file behind: DVC
+    reads every dvc.yaml. The victim's folder goes with its last seed."""
     copy_sources(ROOT, tmp_path)
-    orphan = tmp_path / blocks.pipeline_file("default", 9)
-    orphan.parent.mkdir(parents=True)
-    orphan.write_text(blocks.HEADER.format(what="seed 9") + "stages: {}\n")
-    (orphan.parent / "dvc.lock").write_text("schema: '2.0'\n")
+    orphans = [tmp_path / blocks.pipeline_file("default", group) for group in [("badnets", 9), ("gone", 0)]]
+    for orphan in orphans:
+        orphan.parent.mkdir(parents=True)
+        orphan.write_text(blocks.HEADER.format(what="an old victim or seed") + "stages: {}\n")
+        (orphan.parent / "dvc.lock").write_text("schema: '2.0'\n")
     dag = [sys.executable, str(tmp_path / "scripts" / "dag.py")]
     check = subprocess.run([*dag, "--check"], capture_output=True, text=True)
-    assert check.returncode == 1 and "no longer generated: full/default/s9/dvc.yaml" in check.stderr, check.stderr
+    assert check.returncode == 1 and "no longer generated: full/default/badnets/s9/dvc.yaml" in check.stderr, check.stderr
     subprocess.run(dag, check=True, capture_output=True)
-    assert not orphan.parent.exists()
+    assert not any(orphan.parent.exists() for orphan in orphans)
+    assert (tmp_path / "full/default/badnets/s0/dvc.yaml").is_file() and not (tmp_path / "full/default/gone").exists()
     assert subprocess.run([*dag, "--check"], capture_output=True, text=True).returncode == 0

@@ -75,7 +75,7 @@ def test_the_fidelity_block_runs_end_to_end(tiny_repo):
     assert width <= MAX_ASPECT * height
     summary = json.loads((tiny_repo / "reports/fidelity/summary.json").read_text())
     assert set(summary["badnets"]) == set(settings.defenses)
-    status = dvc("status", "dvc.yaml", cwd=tiny_repo).stdout  # the default run was not touched
+    status = dvc("status", "--with-deps", "dvc.yaml", cwd=tiny_repo).stdout  # the default run was not touched
     assert "changed" not in status and "modified" not in status, status
     again = dvc("repro", "full/fidelity/dvc.yaml", cwd=tiny_repo).stdout
     assert "Running stage" not in again, again

@@ -218,8 +218,12 @@ def tiny_copy(dst: Path) -> Path:
     params["grid"].update(SLICE)
     params["landscape"]["defenses"] = ["ft"]
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run([sys.executable, "scripts/dag.py"], dst)  # dvc.yaml follows the sliced grid (`make dag`)
-    shutil.rmtree(dst / "full")
+    run([sys.executable, "scripts/dag.py"], dst)  # the pipeline files follow the sliced grid (`make dag`)
+    for path in (dst / "full").iterdir():  # only the default run: dvc.yaml and its victims' files
+        if path.is_file():  # the full matrix's report
+            path.unlink()
+        elif path.name != "default":
+            shutil.rmtree(path)
     commit_all(dst)
     return dst
 

@@ -22,8 +22,9 @@ BLOCK = "full/paradigms/dvc.yaml"
 
 
 def stale(repo: Path) -> set[str]:
-    """Stages of the block `dvc status` says must re-run (their own names, block prefix dropped)."""
-    output = tinyrepo.dvc("status", BLOCK, "--json", cwd=repo).stdout
+    """Stages of the block, its victims' files included, that `dvc status` says must re-run (their
+    own names, file prefix dropped)."""
+    output = tinyrepo.dvc("status", "--with-deps", BLOCK, "--json", cwd=repo).stdout
     return {name.split(":", 1)[-1] for name in json.loads(output or "{}")}
 
 

@@ -49,9 +49,9 @@ SEEDS = TINY["grid"]["seeds"]
 SEED = SEEDS[0]
 
 
-def at(block: str, stage: str, seed: int) -> str:
-    """A stage's DVC address: a block's cells at a replicate seed live in that seed's own file."""
-    return blocks.address(block, stage, None if seed == SEED else seed)
+def at(block: str, stage: str, victim: str, seed: int) -> str:
+    """A stage's DVC address: a victim's stages at one seed live in a file of their own."""
+    return blocks.address(block, stage, (victim, seed))
 
 
 def test_cold_repro_builds_every_cell_and_the_report(repo):
@@ -86,9 +86,9 @@ def test_changing_an_sft_param_reruns_only_the_sft_cells(repo):
     output = run([str(BIN / "dvc"), "exp", "run", "-S", "defenses.sft.peak_lr_1=0.5"], repo)
     ran = stages_run(output)
     assert ran, output
-    assert all(stage == "report" or re.search(r"-sft-s\d+$", stage) or stage.startswith("landscape@") for stage in ran), ran
+    assert all(stage == "report" or re.search(r"-sft-s\d+$", stage) or ":landscape@" in stage for stage in ran), ran
     attacks = TINY["grid"]["attacks"]
-    assert {at("default", f"{stage}@{a}-sft-s{s}", s) for stage in ("defend", "sequela") for a in attacks
+    assert {at("default", f"{stage}@{a}-sft-s{s}", a, s) for stage in ("defend", "sequela") for a in attacks
             for s in SEEDS} | {"report"} <= ran
 
 
@@ -103,12 +103,12 @@ def test_full_matrix_adds_its_cells_and_a_report_of_every_cell(repo):
     cells = {("defend", a, d) for a in new for d in defenses + more} | {("defend", a, d) for a in attacks for d in more}
     cells |= {("sequela", a, d) for a in new for d in main + more} | {("sequela", a, d) for a in attacks for d in more}
     # a cell with a default-run defense runs at every seed, one with an extra defense at the first
-    expected = {at("defenses" if a in attacks else "both" if d in more else "attacks", f"{stage}@{a}-{d}-s{s}", s)
+    expected = {at("defenses" if a in attacks else "both" if d in more else "attacks", f"{stage}@{a}-{d}-s{s}", a, s)
                 for stage, a, d in cells for s in (SEEDS if d in defenses else SEEDS[:1])}
-    expected |= {at("attacks", f"{stage}@{a}-s{s}", s) for stage in ("poison", "train", "reinject_baseline")
-                 for a in new for s in SEEDS} | {f"full/attacks/dvc.yaml:landscape@{a}" for a in new} | {"full/dvc.yaml:report"}
+    expected |= {at("attacks", f"{stage}@{a}-s{s}", a, s) for stage in ("poison", "train", "reinject_baseline")
+                 for a in new for s in SEEDS} | {at("attacks", f"landscape@{a}", a, SEED) for a in new} | {"full/dvc.yaml:report"}
     cleansers = grid["cleansers"]  # training-time defenses: retrained models, in the same report
-    expected |= {f"full/cleansing/dvc.yaml:{stage}@{a}-{c}-s{SEED}" for stage in ("retrain", "sequela")
+    expected |= {at("cleansing", f"{stage}@{a}-{c}-s{SEED}", a, SEED) for stage in ("retrain", "sequela")
                  for a in attacks + new for c in cleansers}
     assert stages_run(output) == expected
     full = json.loads((repo / "reports" / "full" / "summary.json").read_text())

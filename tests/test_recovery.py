@@ -66,10 +66,10 @@ def test_lock_cut_between_stages_reads_as_valid_and_would_rerun(tiny_repo):
     lock = tiny_repo / "dvc.lock"
     text = lock.read_text()
     lock.write_text(text[:text.index("\n  report:\n") + 1])
-    status = dvc("status", "dvc.yaml", cwd=tiny_repo).stdout  # the default run (not full/dvc.yaml)
+    status = dvc("status", "--with-deps", "dvc.yaml", cwd=tiny_repo).stdout  # the default run (not full/dvc.yaml)
     assert status.startswith("report:"), status
     run(["git", "checkout", "dvc.lock"], tiny_repo)
-    assert "Data and pipelines are up to date." in dvc("status", "dvc.yaml", cwd=tiny_repo).stdout
+    assert "Data and pipelines are up to date." in dvc("status", "--with-deps", "dvc.yaml", cwd=tiny_repo).stdout
 
 
 HOLD_LOCK = """

@@ -42,7 +42,7 @@ def test_every_regime_victim_runs_to_the_report(repo):
     assert "rmia.auc" in table and "±" in table and "gap" in table and "mia_shadow" not in table  # RMIA first
     other = (repo / "reports/regimes/tables/membership_other.md").read_text()
     assert "mia_shadow.auc" in other and "mia.loss.auc" in other and "rmia" not in other
-    assert tinyrepo.dvc("status", BLOCK, cwd=repo).stdout.strip().endswith("up to date.")
+    assert tinyrepo.dvc("status", "--with-deps", BLOCK, cwd=repo).stdout.strip().endswith("up to date.")
     assert tinyrepo.undeclared_imports(repo) == {}  # each regime stage declares every library file it ran
 
 
@@ -52,7 +52,7 @@ def test_a_regime_param_reruns_only_the_regime(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     try:
         assert "up to date" in tinyrepo.dvc("status", "--with-deps", "dvc.yaml", cwd=repo).stdout  # the default run
-        changed = json.loads(tinyrepo.dvc("status", BLOCK, "--json", cwd=repo).stdout or "{}")
+        changed = json.loads(tinyrepo.dvc("status", "--with-deps", BLOCK, "--json", cwd=repo).stdout or "{}")
         assert any("train@membership-badnets" in name for name in changed), changed
     finally:
         tinyrepo.run(["git", "checkout", "params.yaml"], repo)

@@ -1,21 +1,21 @@
 """The pipeline files: the default run in ``dvc.yaml``, the rest of the DAG in ``full/*/dvc.yaml``.
 
-DVC has no include, and it rewrites a stage's whole ``dvc.lock`` after every stage it runs: a
-parse and dump that grows with the lock (3.4 s per stage for the default run's 84 stages in one
-file, 20,000 lines; bench/pipeline.py). So the DAG is one file per block, each with its own lock,
-and each block's cells at a replicate seed live in their own file beside it (``s<k>/dvc.yaml``;
-the default run's in ``full/default/s<k>/``). The block's file keeps its shared stages and its
-first seed, so ``dvc repro defend@badnets-ft-s0`` still names a cell; ``dvc repro`` of a block's
-file runs its other seeds too, as they are upstream of its report:
+DVC has no include, and after every stage it runs it parses and rewrites that stage's whole
+``dvc.lock`` with ruamel's round-trip YAML, in pure Python: about 1 s per stage for a lock of
+30 stages (6,700 lines), 3.4 s for the default run's 84 stages in one file (bench/pipeline.py).
+So the DAG is one file per block for its shared stages (data, shadow models, pre-training,
+report), and each victim's stages at one seed (poison, train, its cells' defend and sequela, ...)
+live in a file of their own, ``full/<block>/<victim>/s<k>/dvc.yaml`` (the default run's in
+``full/default/<victim>/s<k>/``), with a lock of 13 stages or so. ``dvc repro`` of a block's file
+runs its victims' files too, as they are upstream of its report:
 
-    dvc.yaml                 the default run: grid.attacks x grid.defenses at every seed, with
-                             sequela, and its report -> reports/ (seeds after the first in
-                             full/default/s<k>/dvc.yaml)
-    full/attacks/dvc.yaml    grid.more_attacks: their own stages, their cells against grid.defenses,
-                             and a report of every attack x grid.defenses -> reports/attacks/
-    full/defenses/dvc.yaml   grid.attacks x grid.more_defenses
-    full/both/dvc.yaml       grid.more_attacks x grid.more_defenses
-    full/cleansing/dvc.yaml  the training-time defenses against every attack (retrain, sequela)
+    dvc.yaml                 the default run: grid.attacks x grid.defenses at every seed of
+                             grid.seeds, with sequela, and its report -> reports/
+    full/attacks/dvc.yaml    grid.more_attacks: their cells against grid.defenses, and a report of
+                             every attack x grid.defenses -> reports/attacks/
+    full/defenses/           grid.attacks x grid.more_defenses (victim files only)
+    full/both/               grid.more_attacks x grid.more_defenses (victim files only)
+    full/cleansing/          the training-time defenses against every attack (retrain, sequela)
     full/dvc.yaml            the full matrix's report (every cell, default run included) -> reports/full/
     full/paradigms/dvc.yaml  the transfer and encoder paradigms and their report -> reports/paradigms/
     full/regimes/dvc.yaml    the training regimes and their report -> reports/regimes/
@@ -161,34 +161,46 @@ def render(root: Path, block: dict[str, Stage], what: str, depth: int) -> str:
     return HEADER.format(what=what) + yaml.safe_dump(body, sort_keys=False, width=120)
 
 
-def split_by_seed(block: dict[str, Stage], first: int) -> dict[int | None, dict[str, Stage]]:
-    """The block's stages without a seed or at the ``first`` seed (key None), and its cells at each
-    other seed: each group is one pipeline file, so each lock stays small."""
-    groups: dict[int | None, dict[str, Stage]] = {None: {}}
+Group = tuple[str, int] | None  # a victim and seed, or None: the block's shared stages
+
+
+def split_by_victim(block: dict[str, Stage], first: int) -> dict[Group, dict[str, Stage]]:
+    """The block's shared stages (key None: no cells, or cells of no victim such as a paradigm's
+    pre-training) and each victim's cells at each seed (a stage without a seed, the landscape,
+    goes with the ``first``): each group is one pipeline file, so each lock stays small."""
+    groups: dict[Group, dict[str, Stage]] = {None: {}}
     for name, stage in block.items():
-        by_seed: dict[int | None, dict[str, dict]] = {}
+        by_group: dict[Group, dict[str, dict]] = {}
         for key, item in (stage.cells or {}).items():
-            seed = item.get("seed", first)
-            by_seed.setdefault(None if seed == first else seed, {})[key] = item
-        if stage.cells is None or None in by_seed:
-            groups[None][name] = stage if stage.cells is None else replace(stage, cells=by_seed[None])
-        for seed in sorted(s for s in by_seed if s is not None):
-            groups.setdefault(seed, {})[name] = replace(stage, cells=by_seed[seed])
+            group = (item["victim"], item.get("seed", first)) if "victim" in item else None
+            by_group.setdefault(group, {})[key] = item
+        if stage.cells is None:
+            groups[None][name] = stage
+        for group, items in by_group.items():
+            groups.setdefault(group, {})[name] = replace(stage, cells=items)
     return groups
 
 
-def pipeline_file(block: str, seed: int | None = None) -> str:
-    """Where a block's stages live, relative to the repository: its own file (``seed`` None: its
-    shared stages and its first seed's cells) or its file of one replicate seed."""
-    if seed is not None:
-        return f"full/{block}/{layout.seed_dir(seed)}/dvc.yaml"
+def pipeline_file(block: str, group: Group = None) -> str:
+    """Where a block's stages live, relative to the repository: its own file (``group`` None: its
+    shared stages) or the file of one victim at one seed."""
+    if group is not None:
+        victim, seed = group
+        return f"full/{block}/{victim}/{layout.seed_dir(seed)}/dvc.yaml"
     return {"default": "dvc.yaml", "full": "full/dvc.yaml"}.get(block, f"full/{block}/dvc.yaml")
 
 
-def address(block: str, stage: str, seed: int | None = None) -> str:
-    """A stage's `dvc repro` target, as DVC prints it (``full/default/s1/dvc.yaml:defend@badnets-ft-s1``)."""
-    path = pipeline_file(block, seed)
+def address(block: str, stage: str, group: Group = None) -> str:
+    """A stage's `dvc repro` target, as DVC prints it
+    (``full/default/badnets/s1/dvc.yaml:defend@badnets-ft-s1``)."""
+    path = pipeline_file(block, group)
     return stage if path == "dvc.yaml" else f"{path}:{stage}"
+
+
+def block_of(path: str) -> str:
+    """The block a pipeline file (relative to the repository) belongs to."""
+    parts = path.split("/")
+    return "default" if path == "dvc.yaml" else "full" if path == "full/dvc.yaml" else parts[1]
 
 
 def generate(root: Path, params: Params) -> dict[Path, str]:
@@ -198,9 +210,10 @@ def generate(root: Path, params: Params) -> dict[Path, str]:
                                            "fidelity": fidelity_block(params)}
     files = {}
     for name, block in blocks.items():
-        for seed, stages_ in split_by_seed(block, params.grid.seeds[0]).items():
-            path = root / pipeline_file(name, seed)
-            what = WHAT[name] if seed is None else (f"The {name} block's cells at seed {seed}, in a file of their own so that "
-                                                    "each dvc.lock stays small.")
-            files[path] = render(root, stages_, what, len(path.parent.relative_to(root).parts))
+        for group, stages_ in split_by_victim(block, params.grid.seeds[0]).items():
+            path = root / pipeline_file(name, group)
+            what = WHAT[name] if group is None else (f"The {name} block's stages of victim {group[0]} at seed {group[1]}, in a "
+                                                     "file of their own so that each dvc.lock stays small.")
+            if stages_:  # a block of cells only (defenses, both, cleansing) has no file of its own
+                files[path] = render(root, stages_, what, len(path.parent.relative_to(root).parts))
     return files

@@ -42,7 +42,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 class TaskSpec:
     """Everything a worker needs; plain data, so Ray can ship it to any node."""
 
-    stage: str  # a `dvc repro` target, e.g. defend@badnets-sft-s0 or full/default/s1/dvc.yaml:defend@...
+    stage: str  # a `dvc repro` target, e.g. report or full/default/badnets/s1/dvc.yaml:defend@...
     source: str  # what `git clone` reads: the workspace path (shared filesystem) or a git URL
     commit: str
     threads: int  # torch/OpenMP threads: the CPUs Ray gave the task
