@@ -125,12 +125,11 @@ def test_each_victim_at_each_seed_has_its_own_pipeline_file():
     """DVC rewrites a stage's whole dvc.lock after running it, so each victim's stages at one seed
     live in a file of their own, full/<block>/<victim>/s<k>/dvc.yaml: no file mixes victims or
     seeds, and a block's own file holds only stages of no victim (data, pre-training, report)."""
-    first = PARAMS.grid.seeds[0]
     for path in FILES:
         items = [item for stage in stages(path).values() for item in stage.get("foreach", {}).values()]
         folder = path.parent.relative_to(ROOT).parts
         if len(folder) == 4:  # full, block, victim, seed
-            assert {(item["victim"], item.get("seed", first)) for item in items} == {(folder[2], int(folder[3][1:]))}, path
+            assert {(item["victim"], item["seed"]) for item in items} == {(folder[2], int(folder[3][1:]))}, path
         else:
             assert not any("victim" in item for item in items), path
 

@@ -164,15 +164,15 @@ def render(root: Path, block: dict[str, Stage], what: str, depth: int) -> str:
 Group = tuple[str, int] | None  # a victim and seed, or None: the block's shared stages
 
 
-def split_by_victim(block: dict[str, Stage], first: int) -> dict[Group, dict[str, Stage]]:
+def split_by_victim(block: dict[str, Stage]) -> dict[Group, dict[str, Stage]]:
     """The block's shared stages (key None: no cells, or cells of no victim such as a paradigm's
-    pre-training) and each victim's cells at each seed (a stage without a seed, the landscape,
-    goes with the ``first``): each group is one pipeline file, so each lock stays small."""
+    pre-training) and each victim's cells at each seed (:meth:`Victim.item` names both): each
+    group is one pipeline file, so each lock stays small."""
     groups: dict[Group, dict[str, Stage]] = {None: {}}
     for name, stage in block.items():
         by_group: dict[Group, dict[str, dict]] = {}
         for key, item in (stage.cells or {}).items():
-            group = (item["victim"], item.get("seed", first)) if "victim" in item else None
+            group = (item["victim"], item["seed"]) if "victim" in item else None
             by_group.setdefault(group, {})[key] = item
         if stage.cells is None:
             groups[None][name] = stage
@@ -210,7 +210,7 @@ def generate(root: Path, params: Params) -> dict[Path, str]:
                                            "fidelity": fidelity_block(params)}
     files = {}
     for name, block in blocks.items():
-        for group, stages_ in split_by_victim(block, params.grid.seeds[0]).items():
+        for group, stages_ in split_by_victim(block).items():
             path = root / pipeline_file(name, group)
             what = WHAT[name] if group is None else (f"The {name} block's stages of victim {group[0]} at seed {group[1]}, in a "
                                                      "file of their own so that each dvc.lock stays small.")
