@@ -5,12 +5,13 @@
 
 Each setting changes one thing of the default params.yaml (model width, training-set size, epochs,
 augmentation) and runs, in a temporary copy of the repository, every `defend@*` cell of the default
-grid at its first seed (and what it needs: prepare, poison, train), but not the sequela. For every cell it prints the
-test CA before and after, the ASR after, the share of the accuracy above chance kept on the test set
-and on the defender's validation set, and the collapse flag. A **silent collapse** is a cell that
-kept less than `utility.collapse_floor` of its test accuracy above chance without being flagged:
-the sweep must find none. Calibrated cells also report whether their test CA stayed within their
-budget (plus the validation noise: budget + 2 standard errors of the validation accuracy).
+grid at its first seed (and what it needs: prepare, poison, train), but not the sequela. For every
+cell it prints the test CA before and after, the ASR after, the share of the accuracy above chance
+kept on the test set and on the defender's validation set, and the collapse flag. A **silent
+collapse** is a cell that kept less than `utility.collapse_floor` of its test accuracy above chance
+without being flagged: the sweep must find none. Calibrated cells also report whether their test CA
+stayed within their budget (plus the validation noise: budget + 2 standard errors of the validation
+accuracy).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pipeline files: the default run in ``dvc.yaml``, the rest of the DAG in ``full/*/dvc.yaml``.
+"""The pipeline files: the default run in ``dvc.yaml``, the rest of the DAG in ``full/**/dvc.yaml``.
 
 DVC has no include, and after every stage it runs it parses and rewrites that stage's whole
 ``dvc.lock`` with ruamel's round-trip YAML, in pure Python: about 1 s per stage for a lock of
@@ -212,8 +212,9 @@ def generate(root: Path, params: Params) -> dict[Path, str]:
     for name, block in blocks.items():
         for group, stages_ in split_by_victim(block).items():
             path = root / pipeline_file(name, group)
-            what = WHAT[name] if group is None else (f"The {name} block's stages of victim {group[0]} at seed {group[1]}, in a "
-                                                     "file of their own so that each dvc.lock stays small.")
+            what = WHAT[name] if group is None else (f"The {name} block's stages of victim {group[0]} at seed "
+                                                     f"{group[1]}, in a file of their own so that each dvc.lock "
+                                                     "stays small.")
             if stages_:  # a block of cells only (defenses, both, cleansing) has no file of its own
                 files[path] = render(root, stages_, what, len(path.parent.relative_to(root).parts))
     return files
