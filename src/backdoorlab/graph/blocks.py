@@ -167,15 +167,16 @@ Group = tuple[str, int] | None  # a victim and seed, or None: the block's shared
 def split_by_victim(block: dict[str, Stage]) -> dict[Group, dict[str, Stage]]:
     """The block's shared stages (key None: no cells, or cells of no victim such as a paradigm's
     pre-training) and each victim's cells at each seed (:meth:`Victim.item` names both): each
-    group is one pipeline file, so each lock stays small."""
-    groups: dict[Group, dict[str, Stage]] = {None: {}}
+    group is one pipeline file, so each lock stays small. A block of cells only (defenses, both,
+    cleansing) has no None group, so no file of its own."""
+    groups: dict[Group, dict[str, Stage]] = {}
     for name, stage in block.items():
         by_group: dict[Group, dict[str, dict]] = {}
         for key, item in (stage.cells or {}).items():
             group = (item["victim"], item["seed"]) if "victim" in item else None
             by_group.setdefault(group, {})[key] = item
         if stage.cells is None:
-            groups[None][name] = stage
+            groups.setdefault(None, {})[name] = stage
         for group, items in by_group.items():
             groups.setdefault(group, {})[name] = replace(stage, cells=items)
     return groups
@@ -215,6 +216,5 @@ def generate(root: Path, params: Params) -> dict[Path, str]:
             what = WHAT[name] if group is None else (f"The {name} block's stages of victim {group[0]} at seed "
                                                      f"{group[1]}, in a file of their own so that each dvc.lock "
                                                      "stays small.")
-            if stages_:  # a block of cells only (defenses, both, cleansing) has no file of its own
-                files[path] = render(root, stages_, what, len(path.parent.relative_to(root).parts))
+            files[path] = render(root, stages_, what, len(path.parent.relative_to(root).parts))
     return files
